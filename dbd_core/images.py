@@ -1,0 +1,153 @@
+"""Reading photos and masks, and writing maps, with one-line errors for bad input.
+
+Photos come back as HxWx3 uint8 RGB at full size, EXIF orientation applied; 16-bit, grayscale
+and RGBA inputs are converted. Maps are float32 HxW in [0, 1], 1 = blurred.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from dbd_core.atomic import atomic_path
+from dbd_core.errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
+# A photo beyond this is refused rather than risking the machine's memory (a 50 MP photo is fine).
+MAX_PIXELS = int(os.environ.get("DBD_MAX_PIXELS", 200_000_000))
+
+Polarity = Literal["blur-white", "sharp-white"]
+POLARITIES = ("blur-white", "sharp-white")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def expand_paths(paths, recursive: bool = False) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted). Missing paths are kept so
+    the caller reports them by name."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            it = p.rglob("*") if recursive else p.iterdir()
+            out.extend(sorted(q for q in it if q.is_file() and is_image_file(q) and not q.name.startswith(".")))
+        else:
+            out.append(p)
+    return out
+
+
+def _decode(path: Path, flags: int) -> np.ndarray:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror})") from None
+    if path.is_dir():
+        raise InputError(path, "is a folder, not an image")
+    if size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    try:
+        buf = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e})") from None
+    img = cv2.imdecode(buf, flags)
+    if img is None or img.size == 0:
+        raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)")
+    return img
+
+
+def to_rgb8(img: np.ndarray, channel_order: Literal["rgb", "bgr"] = "rgb", name: str | None = None) -> np.ndarray:
+    """Any photo array (uint8/uint16/float, gray/RGB/RGBA/BGR) -> HxWx3 uint8 RGB."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise InputError(name, f"unsupported image shape {img.shape}")
+    if img.shape[0] < 2 or img.shape[1] < 2:
+        raise InputError(name, f"image too small ({img.shape[1]}x{img.shape[0]})")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise InputError(name, f"image too large ({img.shape[1]}x{img.shape[0]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
+    if img.dtype == np.uint8:
+        pass
+    elif img.dtype == np.uint16:
+        img = (img.astype(np.uint32) * 255 + 32767) // 65535
+        img = img.astype(np.uint8)
+    elif img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif np.issubdtype(img.dtype, np.floating):
+        if not np.isfinite(img).all():
+            raise InputError(name, "image contains NaN or Inf")
+        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    elif np.issubdtype(img.dtype, np.integer):
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    else:
+        raise InputError(name, f"unsupported image dtype {img.dtype}")
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
+    if img.shape[2] == 4:
+        img = img[..., :3]  # alpha carries no focus information; drop it
+    if channel_order == "bgr":
+        img = img[..., ::-1]
+    return np.ascontiguousarray(img)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Photo file -> HxWx3 uint8 RGB, EXIF orientation applied. Raises InputError."""
+    path = Path(path)
+    # ANYDEPTH keeps 16-bit samples (scaled down here, not clipped); ANYCOLOR keeps gray as gray;
+    # both still apply the EXIF orientation (IMREAD_UNCHANGED would not).
+    img = _decode(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if img.ndim == 3:
+        img = img[..., ::-1]  # OpenCV decodes BGR
+    return to_rgb8(img, "rgb", name=str(path))
+
+
+def read_mask(path: str | os.PathLike, polarity: Polarity, expect_shape: tuple[int, int] | None = None,
+              ) -> tuple[np.ndarray, bool]:
+    """Mask file -> (HxW uint8 in {0,1} with 1 = blurred, was_binary).
+
+    Non-binary masks (resized copies have grey edges) are thresholded at 128; ``was_binary`` tells
+    the caller so it can say so. ``polarity`` is the file's: blur-white (255 = blurred) or
+    sharp-white (255 = in focus).
+    """
+    if polarity not in POLARITIES:
+        raise InputError(path, f"unknown polarity {polarity!r}; use one of {', '.join(POLARITIES)}")
+    path = Path(path)
+    m = _decode(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    if m.dtype == np.uint16:
+        m = (m // 257).astype(np.uint8)
+    if expect_shape is not None and m.shape[:2] != tuple(expect_shape[:2]):
+        raise InputError(path, f"mask is {m.shape[1]}x{m.shape[0]} but its image is {expect_shape[1]}x{expect_shape[0]}")
+    was_binary = bool(np.isin(m, (0, 255)).all())
+    white = m >= 128
+    blurred = white if polarity == "blur-white" else ~white
+    return blurred.astype(np.uint8), was_binary
+
+
+def map_to_uint8(blur_map: np.ndarray) -> np.ndarray:
+    """[0,1] map (1 = blurred) -> uint8 with 255 = blurred."""
+    return np.clip(np.rint(np.asarray(blur_map, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Atomic PNG (or any OpenCV format by extension) write; RGB input is stored as RGB."""
+    path = Path(path)
+    arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = np.ascontiguousarray(arr[..., ::-1])
+    ok, buf = cv2.imencode(path.suffix or ".png", arr)
+    if not ok:
+        raise InputError(path, "could not encode image")
+    with atomic_path(path) as tmp:
+        buf.tofile(str(tmp))
+
+
+def write_map_png(path: str | os.PathLike, blur_map: np.ndarray) -> None:
+    """Blur map -> 8-bit grayscale PNG, 255 = blurred (polarity blur-white)."""
+    write_png(path, map_to_uint8(blur_map))
