@@ -1,0 +1,1 @@
+"""Data: labelled dataset formats (folder, HDF5), torch datasets, and the synthetic defocus renderer."""
