@@ -1,0 +1,245 @@
+"""An editable binary mask with a bounded undo/redo history that stores only changed tiles.
+
+The mask is uint8 HxW in {0, 1}, 1 = blurred. Edits happen inside a *block* (one brush stroke,
+one fill, one threshold seed); a block is one undo step. Before an edit touches a tile for the
+first time in a block, that tile's old pixels are saved; when the block ends, only tiles whose
+pixels really changed are kept as (old, new) pairs. Memory therefore grows with the painted area,
+not with the photo size, and the history is capped both in steps and in bytes.
+
+Every edit returns the changed rectangle ``(y0, x0, y1, x1)`` (exclusive ends) so a viewer can
+redraw only that part.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+
+Rect = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
+TILE = 256
+
+
+@dataclass
+class _Step:
+    kind: str  # "hand" (brush, eraser, fill, polygon) or "seed" (threshold)
+    tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (ty,tx) -> (old,new)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(o.nbytes + n.nbytes for o, n in self.tiles.values())
+
+
+def union(a: Rect | None, b: Rect | None) -> Rect | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+class MaskModel:
+    def __init__(self, shape: tuple[int, int], mask: np.ndarray | None = None, hand_edited: bool = False,
+                 max_steps: int = 200, max_bytes: int = 512 * 2**20):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.mask = np.zeros(self.shape, np.uint8) if mask is None else self._check(mask)
+        self.max_steps = max_steps
+        self.max_bytes = max_bytes
+        self._undo: deque[_Step] = deque()
+        self._redo: list[_Step] = []
+        self._block: _Step | None = None
+        self._block_saved: dict[tuple[int, int], np.ndarray] = {}
+        self._block_rect: Rect | None = None
+        self._base_hand = bool(hand_edited)  # a mask loaded from disk that was edited in an earlier session
+        self.listeners: list[Callable[[Rect | None], None]] = []  # called after every change
+
+    def _check(self, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != self.shape:
+            raise ValueError(f"mask shape {mask.shape} != {self.shape}")
+        return (mask != 0).astype(np.uint8)
+
+    # ---------------------------------------------------------------- state
+    @property
+    def hand_edited(self) -> bool:
+        """True if the current mask holds hand edits made since the last threshold seed."""
+        for step in reversed(self._undo):
+            if step.kind == "hand":
+                return True
+            if step.kind == "seed":
+                return False
+        return self._base_hand
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def history_bytes(self) -> int:
+        return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
+
+    def _notify(self, rect: Rect | None) -> None:
+        for cb in list(self.listeners):
+            cb(rect)
+
+    # ---------------------------------------------------------------- blocks
+    def begin(self, kind: str = "hand") -> None:
+        if self._block is not None:
+            self.end()
+        self._block = _Step(kind)
+        self._block_saved = {}
+        self._block_rect = None
+
+    def end(self) -> Rect | None:
+        """Close the current block; returns its changed rectangle (None if nothing changed)."""
+        step, saved = self._block, self._block_saved
+        self._block, self._block_saved = None, {}
+        if step is None:
+            return None
+        for key, old in saved.items():
+            new = self.mask[self._tile_slice(key)].copy()
+            if not np.array_equal(old, new):
+                step.tiles[key] = (old, new)
+        if not step.tiles:
+            return None
+        self._push(step)
+        return self._block_rect
+
+    def _push(self, step: _Step) -> None:
+        self._undo.append(step)
+        self._redo.clear()
+        total = self.history_bytes()
+        while self._undo and (len(self._undo) > self.max_steps or (total > self.max_bytes and len(self._undo) > 1)):
+            total -= self._undo.popleft().nbytes
+
+    def _tile_slice(self, key: tuple[int, int]) -> tuple[slice, slice]:
+        ty, tx = key
+        return slice(ty * TILE, min((ty + 1) * TILE, self.shape[0])), slice(tx * TILE, min((tx + 1) * TILE, self.shape[1]))
+
+    def _save(self, rect: Rect) -> None:
+        """Remember the old pixels of every tile ``rect`` touches that this block has not saved yet."""
+        if self._block is None:
+            raise RuntimeError("edit outside a begin()/end() block")
+        y0, x0, y1, x1 = rect
+        for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
+            for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
+                if (ty, tx) not in self._block_saved:
+                    self._block_saved[(ty, tx)] = self.mask[self._tile_slice((ty, tx))].copy()
+        self._block_rect = union(self._block_rect, rect)
+
+    def _clip(self, y0, x0, y1, x1) -> Rect | None:
+        y0, x0 = max(0, int(y0)), max(0, int(x0))
+        y1, x1 = min(self.shape[0], int(y1)), min(self.shape[1], int(x1))
+        return None if y0 >= y1 or x0 >= x1 else (y0, x0, y1, x1)
+
+    # ---------------------------------------------------------------- edits
+    def paint_segment(self, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: int) -> Rect | None:
+        """A round brush of ``radius`` pixels dragged from p0 to p1 ((x, y) image coordinates).
+        value 1 paints blurred (brush), 0 paints sharp (eraser)."""
+        r = max(0.5, float(radius))
+        (xa, ya), (xb, yb) = p0, p1
+        pad = int(np.ceil(r)) + 1
+        rect = self._clip(min(ya, yb) - pad, min(xa, xb) - pad, max(ya, yb) + pad + 1, max(xa, xb) + pad + 1)
+        if rect is None:
+            return None
+        self._save(rect)
+        y0, x0, y1, x1 = rect
+        sub = self.mask[y0:y1, x0:x1]  # a view: cv2 draws into the mask in place
+        # cv2 works in fixed point: shift=2 keeps quarter-pixel precision of the mouse positions.
+        s = 4
+        a = (int(round((xa - x0) * s)), int(round((ya - y0) * s)))
+        b = (int(round((xb - x0) * s)), int(round((yb - y0) * s)))
+        if r < 1.0:
+            cv2.line(sub, a, b, int(value), 1, cv2.LINE_8, 2)
+        else:
+            cv2.circle(sub, a, int(round(r * s)), int(value), -1, cv2.LINE_8, 2)
+            cv2.circle(sub, b, int(round(r * s)), int(value), -1, cv2.LINE_8, 2)
+            cv2.line(sub, a, b, int(value), int(round(2 * r)), cv2.LINE_8, 2)
+        self._notify(rect)
+        return rect
+
+    def fill_polygon(self, points: list[tuple[float, float]], value: int) -> Rect | None:
+        """Fill the polygon (or lasso path) through (x, y) points."""
+        if len(points) < 3:
+            return None
+        pts = np.asarray(points, dtype=np.float64)
+        rect = self._clip(pts[:, 1].min() - 1, pts[:, 0].min() - 1, pts[:, 1].max() + 2, pts[:, 0].max() + 2)
+        if rect is None:
+            return None
+        self._save(rect)
+        y0, x0, y1, x1 = rect
+        local = np.round((pts - [x0, y0]) * 4).astype(np.int32)
+        cv2.fillPoly(self.mask[y0:y1, x0:x1], [local], int(value), cv2.LINE_8, 2)
+        self._notify(rect)
+        return rect
+
+    def flood_fill(self, x: float, y: float, value: int) -> Rect | None:
+        """Set the 4-connected region of equal pixels around (x, y) to ``value``."""
+        xi, yi = int(x), int(y)
+        if not (0 <= yi < self.shape[0] and 0 <= xi < self.shape[1]) or self.mask[yi, xi] == value:
+            return None
+        region = np.zeros((self.shape[0] + 2, self.shape[1] + 2), np.uint8)
+        # MASK_ONLY: find the region first so the old pixels can be saved before they change.
+        _, _, _, (rx, ry, rw, rh) = cv2.floodFill(self.mask, region, (xi, yi), 0, 0, 0,
+                                                  4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+        rect = (ry, rx, ry + rh, rx + rw)
+        self._save(rect)
+        sel = region[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw].astype(bool)
+        self.mask[ry:ry + rh, rx:rx + rw][sel] = value
+        self._notify(rect)
+        return rect
+
+    def set_mask(self, new: np.ndarray, kind: str = "seed", merge: bool = True) -> Rect | None:
+        """Replace the whole mask (a threshold seed) as one undo step. With ``merge``, consecutive
+        seeds (a slider being dragged) collapse into one step instead of flooding the history."""
+        new = self._check(new)
+        top = self._undo[-1] if self._undo else None
+        merging = merge and kind == "seed" and top is not None and top.kind == "seed" and not self._redo
+        prev_tiles = self._undo.pop().tiles if merging else {}
+        self.begin(kind)
+        ny, nx = -(-self.shape[0] // TILE), -(-self.shape[1] // TILE)
+        changed: Rect | None = None
+        for ty in range(ny):
+            for tx in range(nx):
+                sl = self._tile_slice((ty, tx))
+                if (ty, tx) in prev_tiles or not np.array_equal(self.mask[sl], new[sl]):
+                    self._block_saved[(ty, tx)] = prev_tiles[(ty, tx)][0] if (ty, tx) in prev_tiles else self.mask[sl].copy()
+                    self.mask[sl] = new[sl]
+                    changed = union(changed, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
+        self._block_rect = changed
+        self.end()
+        if changed is not None:
+            self._notify(changed)
+        return changed
+
+    # ---------------------------------------------------------------- history
+    def _apply(self, step: _Step, which: int) -> Rect | None:
+        rect = None
+        for key, pair in step.tiles.items():
+            sl = self._tile_slice(key)
+            self.mask[sl] = pair[which]
+            rect = union(rect, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
+        self._notify(rect)
+        return rect
+
+    def undo(self) -> Rect | None:
+        if self._block is not None:
+            self.end()
+        if not self._undo:
+            return None
+        step = self._undo.pop()
+        self._redo.append(step)
+        return self._apply(step, 0)
+
+    def redo(self) -> Rect | None:
+        if self._block is not None:
+            self.end()
+        if not self._redo:
+            return None
+        step = self._redo.pop()
+        self._undo.append(step)
+        return self._apply(step, 1)

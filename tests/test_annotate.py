@@ -1,0 +1,122 @@
+"""Qt-free tests of the mask model, its history, thresholding and the project store."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dbd_core.annotate import MaskModel, ProjectStore, combine_maps, otsu_threshold, threshold_map
+from dbd_core.annotate.mask_model import TILE
+
+
+def test_stroke_paints_interpolated_line_and_is_one_undo_step():
+    m = MaskModel((100, 200))
+    m.begin()
+    m.paint_segment((10, 50), (60, 50), 3, 1)
+    m.paint_segment((60, 50), (150, 50), 3, 1)
+    m.end()
+    # Continuous band between the points (no gaps between mouse events), radius 3 around the line.
+    assert m.mask[50, 10:151].all()
+    assert m.mask[47:54, 100].all() and not m.mask[45, 100] and not m.mask[55, 100]
+    assert m.mask.sum() > 0 and m.hand_edited
+    m.undo()
+    assert m.mask.sum() == 0 and not m.hand_edited
+    m.redo()
+    assert m.mask[50, 10:151].all()
+
+
+def test_eraser_flood_and_polygon():
+    m = MaskModel((64, 64))
+    m.begin(); m.fill_polygon([(10, 10), (40, 10), (40, 40), (10, 40)], 1); m.end()
+    assert m.mask[10:41, 10:41].all() and m.mask.sum() == 31 * 31
+    m.begin(); m.paint_segment((25, 0), (25, 63), 0.5, 0); m.end()  # a 1-px eraser cut
+    assert m.mask[:, 25].sum() == 0
+    m.begin(); m.flood_fill(12, 12, 0); m.end()  # left half of the square only: the cut separates it
+    assert m.mask[10:41, 10:25].sum() == 0 and m.mask[10:41, 26:41].all()
+    before = m.mask.copy()
+    m.begin(); m.flood_fill(0, 0, 1); m.end()  # the cleared half now joins the background: all of it fills
+    assert m.mask.all()
+    m.undo()
+    assert np.array_equal(m.mask, before)
+
+
+def test_undo_redo_exact_over_many_steps_and_history_is_bounded(rng):
+    m = MaskModel((300, 300), max_steps=120)
+    states = [m.mask.copy()]
+    for _ in range(150):
+        m.begin()
+        x, y = rng.uniform(0, 300, 2)
+        m.paint_segment((x, y), (x + rng.uniform(-30, 30), y + rng.uniform(-30, 30)), rng.uniform(1, 8), int(rng.integers(0, 2)))
+        if m.end() is not None:
+            states.append(m.mask.copy())
+    n = len(m._undo)
+    assert 100 <= n <= 120
+    for k in range(n):
+        m.undo()
+        assert np.array_equal(m.mask, states[-2 - k])
+    assert not m.can_undo()
+    for k in range(n):
+        m.redo()
+    assert np.array_equal(m.mask, states[-1])
+
+
+def test_history_stores_only_changed_tiles():
+    m = MaskModel((4000, 6000))
+    m.begin(); m.paint_segment((100, 100), (120, 100), 5, 1); m.end()
+    assert m.history_bytes() <= 2 * TILE * TILE * 2  # at most a couple of tiles, not 24 MB
+
+
+def test_seed_merges_and_hand_edit_flag():
+    mp = np.tile(np.linspace(0, 1, 50, dtype=np.float32), (20, 1))
+    m = MaskModel(mp.shape)
+    for t in (0.3, 0.4, 0.5):
+        m.set_mask(threshold_map(mp, t))
+    assert len(m._undo) == 1  # a dragged slider is one undo step
+    assert np.array_equal(m.mask, threshold_map(mp, 0.5)) and not m.hand_edited
+    m.begin(); m.paint_segment((0, 0), (5, 0), 2, 1); m.end()
+    assert m.hand_edited
+    m.set_mask(threshold_map(mp, 0.7))
+    assert not m.hand_edited
+    m.undo()
+    assert m.hand_edited
+    m.undo()
+    assert np.array_equal(m.mask, threshold_map(mp, 0.5))
+    m.undo()
+    assert m.mask.sum() == 0
+
+
+def test_threshold_and_otsu():
+    mp = np.zeros((40, 40), np.float32)
+    mp[:, 20:] = 0.8
+    mp[:, :20] = 0.1
+    t = otsu_threshold(mp)
+    assert 0.1 <= t < 0.8
+    assert threshold_map(mp, t).sum() == 40 * 20
+    assert np.allclose(combine_maps([mp, 1 - mp]), 0.5)
+    assert otsu_threshold(np.full((5, 5), 0.3, np.float32)) == 0.5
+
+
+def test_project_roundtrip(tmp_path):
+    photo = tmp_path / "a photo.jpg"
+    photo.write_bytes(b"x")
+    store = ProjectStore.open(tmp_path / "proj")
+    e, = store.add_photos([photo, photo])
+    assert e.name == "a_photo"
+    e.status, e.threshold, e.hand_edited = "done", 0.42, True
+    mask = (np.arange(30 * 20).reshape(20, 30) % 3 == 0).astype(np.uint8)
+    store.save_mask(e, mask)
+    store.view["current"] = 0
+    store.save_index()
+    again = ProjectStore.open(tmp_path / "proj")
+    assert again.photos[0] == e or again.photos[0].status == "done"
+    assert again.photos[0].threshold == 0.42 and again.photos[0].hand_edited
+    assert np.array_equal(again.load_mask(again.photos[0], (20, 30)), mask)
+    assert json.loads((tmp_path / "proj" / "project.json").read_text())["mask_polarity"] == "blur-white"
+    assert not list((tmp_path / "proj").rglob("*.tmp*"))  # atomic writes leave no temp files
+
+
+def test_bad_project_file_is_input_error(tmp_path):
+    (tmp_path / "project.json").write_text("{broken")
+    from dbd_core.errors import InputError
+    with pytest.raises(InputError, match="project.json"):
+        ProjectStore.open(tmp_path)
