@@ -1,0 +1,79 @@
+"""Cost of a network: FLOPs (counted by torch's own FlopCounterMode), parameters, CPU latency.
+
+Convention: FLOPs = 2 x multiply-accumulates (a conv's multiply and add count separately), which is what
+``torch.utils.flop_counter.FlopCounterMode`` reports. Papers that quote "FLOPs" often mean MACs: halve our
+number to compare. Element-wise ops (BN, activations, interpolation, sigmoid) are not counted, as usual.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from dbd_core.nets.registry import count_parameters
+
+
+def _dummy_input(model: nn.Module, size: tuple[int, int], batch: int = 1) -> torch.Tensor:
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    return torch.rand(batch, 3, *size, device=device)
+
+
+def _run(model: nn.Module, x: torch.Tensor):
+    # Discriminators take (image, map); every segmentation network takes the image alone.
+    if getattr(model, "takes_map", False):
+        return model(x, x[:, :1])
+    return model(x)
+
+
+def count_flops(model: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
+    """FLOPs (2 x MACs) of one forward pass of a single image of ``size`` (H, W), in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            _run(model, _dummy_input(model, size))
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+def measure_latency(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
+                    warmup: int = 5, repeats: int = 20) -> float:
+    """Median wall time (ms) of one eval-mode forward at ``size`` under ``torch.inference_mode``.
+
+    The machine may be shared: take the median, and call it more than once if it matters."""
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    was_training = model.training
+    model.eval()
+    try:
+        x = _dummy_input(model, size)
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                t0 = time.perf_counter()
+                _run(model, x)
+                if i >= warmup:
+                    times.append((time.perf_counter() - t0) * 1000.0)
+        return statistics.median(times)
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(old_threads)
+
+
+def describe_model(model: nn.Module, size: tuple[int, int] = (320, 320)) -> dict:
+    """``dict(params, trainable_params, gflops_320)``; gflops at ``size`` (320x320 by default), 2 x MACs."""
+    return {
+        "params": count_parameters(model),
+        "trainable_params": count_parameters(model, trainable_only=True),
+        "gflops_320": count_flops(model, size) / 1e9,
+    }
