@@ -1,1 +1,1 @@
-"""Data: labelled dataset formats (folder, HDF5), torch datasets, and the synthetic defocus renderer."""
+"""Training data: synthetic defocus rendering (synth.py), dataset folder formats and torch datasets."""

@@ -1,0 +1,136 @@
+"""A folder of sharp photos for synthetic defocus, with BSDS500 human segmentations when present.
+
+Split rule (the benchmark's integrity depends on it): photos under ``BSDS500/images/test`` are the
+benchmark's. split="train" lists everything else, split="test" lists only those, "all" lists both.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from dbd_core.errors import InputError
+from dbd_core.images import expand_paths, read_image
+
+Split = Literal["train", "test", "all"]
+SPLITS = ("train", "test", "all")
+# Keep at most this many annotators' label maps per photo (the coarsest ones: fewest segments give the
+# most object-like unions) so the in-memory cache stays ~0.3 MB per BSDS photo.
+MAX_ANNOTATIONS = 2
+
+
+def _bsds_parts(path: Path) -> tuple[int, str] | None:
+    """If ``path`` is .../BSDS500/.../images/<split>/<id>.jpg return (index of 'images', split)."""
+    parts = [p.lower() for p in path.parts]
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i] == "images" and any(p.startswith("bsds") for p in parts[:i]):
+            return i, parts[i + 1]
+    return None
+
+
+def is_bsds_test(path: Path) -> bool:
+    info = _bsds_parts(path)
+    return info is not None and info[1] == "test"
+
+
+def _find_groundtruth(path: Path) -> Path | None:
+    info = _bsds_parts(path)
+    if info is None:
+        return None
+    i, split = info
+    gt = Path(*path.parts[:i]) / "groundTruth" / path.parts[i + 1] / (path.stem + ".mat")
+    return gt if gt.is_file() else None
+
+
+def load_bsds_segmentations(mat_path: Path) -> list[np.ndarray]:
+    """Label maps (HxW, labels from 1) of a BSDS groundTruth .mat, coarsest first; [] if unreadable
+    (the photo is then used with random shapes, which is still valid training data)."""
+    import scipy.io
+
+    try:
+        gt = scipy.io.loadmat(str(mat_path))["groundTruth"]
+        maps = [np.asarray(gt[0, k]["Segmentation"][0, 0]) for k in range(gt.shape[1])]
+    except Exception:  # a broken annotation file must not stop data generation
+        return []
+    maps = [m for m in maps if m.ndim == 2]
+    maps.sort(key=lambda m: len(np.unique(m)))
+    out = []
+    for m in maps[:MAX_ANNOTATIONS]:
+        out.append(m.astype(np.uint8) if m.max() < 256 else m.astype(np.uint16))
+    return out
+
+
+class SharpPhotoSource:
+    """Photos found recursively under ``root`` (sorted, so indices are stable), filtered by split.
+
+    ``load(i, short_side)`` returns the photo downscaled so its short side is at most
+    ``short_side`` (never upscaled) and its segmentation label maps resized to match; results are
+    cached in memory per process (decoding a JPEG costs more than rendering a sample).
+    """
+
+    def __init__(self, root: str | os.PathLike, split: Split = "train"):
+        self.root = Path(root)
+        if split not in SPLITS:
+            raise InputError(root, f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        if not self.root.is_dir():
+            raise InputError(root, "not a folder of sharp photos")
+        self.split = split
+        files = [p.resolve() for p in expand_paths([self.root], recursive=True)]
+        if split == "train":
+            files = [p for p in files if not is_bsds_test(p)]
+        elif split == "test":
+            files = [p for p in files if is_bsds_test(p)]
+        if not files:
+            what = "BSDS500/images/test photos" if split == "test" else "photos"
+            raise InputError(root, f"no {what} found for split {split!r}")
+        self.files: list[Path] = files
+        self.groundtruth: list[Path | None] = [_find_groundtruth(p) for p in files]
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, list[np.ndarray]]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def relative_name(self, i: int) -> str:
+        try:
+            return self.files[i].relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(self.files[i])
+
+    def load(self, i: int, short_side: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        key = (i, int(short_side))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        img = read_image(self.files[i])
+        h, w = img.shape[:2]
+        scale = min(1.0, short_side / min(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if scale < 1.0:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        segs = []
+        gt = self.groundtruth[i]
+        if gt is not None:
+            for m in load_bsds_segmentations(gt):
+                if m.shape != (h, w):
+                    continue  # annotation of another orientation/size: unusable
+                segs.append(m if scale >= 1.0 else cv2.resize(m, size, interpolation=cv2.INTER_NEAREST))
+        with self._lock:
+            self._cache[key] = (img, segs)
+        return img, segs
+
+    def __getstate__(self):
+        # DataLoader workers get a copy without the parent's cache; each fills its own lazily.
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
