@@ -1,0 +1,80 @@
+"""The student's objective (Distill-DBDGAN): learn from the ground truth and from a frozen teacher.
+
+Terms (each weighted from the config's [loss] section; weight 0 switches a term off):
+  content      BCE + region term vs. ground truth on the fused map (+ side outputs)  -- labelled items only
+  consistency  student probability vs. the teacher's soft target (MSE)               -- every item
+  feature      attention transfer / pairwise similarity across matched scales        -- every item
+  adv          D2: student map vs. ground truth (conditioned on the image)          -- labelled items only
+  adv_distill  D3: student map vs. the teacher's map (the distillation adversary)    -- every item
+Items without a mask (``has_mask`` False) therefore still teach through the teacher's soft targets.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dbd_core.train import losses as L
+from dbd_core.train.objectives import Adversary, SupervisedObjective, check_finite
+
+
+class StudentObjective(SupervisedObjective):
+    def __init__(self, cfg: dict, model: nn.Module, teacher: nn.Module, *, build_d=None, wrap=None, any_rank=None):
+        lw = cfg["loss"]
+        super().__init__(cfg, model, build_d=None, wrap=wrap, any_rank=any_rank)
+        # The teacher is fixed: eval mode (BatchNorm uses running statistics), no gradients, not checkpointed.
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.adversaries = {}
+        if lw["adv"] > 0:
+            self.adversaries["d2"] = Adversary("d2", build_d(), cfg, wrap)
+        if lw["adv_distill"] > 0:
+            self.adversaries["d3"] = Adversary("d3", build_d(), cfg, wrap)
+
+    def train(self) -> None:
+        super().train()
+        self.teacher.eval()
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        lw = self.cfg["loss"]
+        image, mask = batch["image"], batch["mask"]
+        labelled = torch.as_tensor(batch["has_mask"], dtype=torch.bool, device=image.device).reshape(-1)
+        with torch.no_grad():
+            t_out = self.teacher(image)
+            t_prob = torch.sigmoid(t_out.logits)
+        out = self.model(image)
+        prob = torch.sigmoid(out.logits)
+        terms: dict[str, torch.Tensor] = {}
+        if labelled.any() and (lw["bce"] or lw["region_weight"]):
+            sub = type(out)(out.logits[labelled], [s[labelled] for s in out.sides])
+            terms.update(self.content(sub, mask[labelled]))
+        else:
+            terms["content"] = out.logits.sum() * 0.0  # keeps every parameter in the graph (DDP)
+        if lw["consistency"]:
+            terms["consistency"] = lw["consistency"] * L.consistency(out.logits, t_prob)
+        if lw["feature"]:
+            terms["feature"] = lw["feature"] * L.FEATURE[lw["feature_kind"]](out.features, t_out.features)
+        adv_on = step >= lw["adv_start"]
+        if adv_on and "d2" in self.adversaries and labelled.any():
+            terms["adv"] = lw["adv"] * self.adversaries["d2"].generator_term(image[labelled], prob[labelled])
+        if adv_on and "d3" in self.adversaries:
+            terms["adv_distill"] = lw["adv_distill"] * self.adversaries["d3"].generator_term(image, prob)
+        total = sum(terms.values())
+        check_finite({**terms, "total": total}, self.any_rank)
+        self._g_step(total)
+        result = {k: float(v.detach()) for k, v in terms.items()}
+        if adv_on:
+            clip = self.cfg["optim"]["grad_clip"]
+            if "d2" in self.adversaries and labelled.any():
+                d2 = self.adversaries["d2"]
+                dl = d2.discriminator_loss(image[labelled], mask[labelled], prob[labelled])
+                check_finite({"d2": dl}, self.any_rank)
+                d2.step(dl, clip)
+                result["d2"] = float(dl.detach())
+            if "d3" in self.adversaries:
+                d3 = self.adversaries["d3"]
+                dl = d3.discriminator_loss(image, t_prob, prob)
+                check_finite({"d3": dl}, self.any_rank)
+                d3.step(dl, clip)
+                result["d3"] = float(dl.detach())
+        result["total"] = float(total.detach())
+        return result

@@ -1,0 +1,300 @@
+"""THE training loop. The CLI (progress bar + JSONL log) and the GUI worker both iterate it.
+
+``run_training(job, cancel)`` is a generator of events, plain JSON-serialisable dicts with a "type":
+  start       kind, run_dir, device, world_size, start_step, total_steps, n_train, n_val
+  step        step, epoch, losses {term: value}, lr, samples_per_s, eta_s, elapsed_s
+  val         step, metrics {mae, f_beta, ..., val_loss}, best (bool)
+  checkpoint  step, path
+  cancelled   step, checkpoint
+  error       step, message            (non-finite loss, bad input: the run stops, files stay good)
+  done        step, summary {final metrics, best, wall_s, output, checkpoint, stopped_early}
+The cancel flag (a threading.Event or any callable returning bool) is checked between steps. On cancel
+a checkpoint is written in the run folder, the output weights file is not touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from dbd_core.errors import DBDError
+from dbd_core.train import checkpoint as ckpt
+from dbd_core.train import ddp
+from dbd_core.train.config import resolve_path, to_plain
+from dbd_core.train.objectives import NonFiniteLoss, SupervisedObjective
+from dbd_core.train.validate import _collate, evaluate
+
+Event = dict
+
+
+@dataclass
+class TrainJob:
+    config: dict
+    run_dir: str | Path | None = None          # default: <run.out_dir>/<run.name>
+    output: str | Path | None = None           # final weights file; default <run_dir>/model.pt; "" = none
+    resume: bool = False
+    device: str | None = None                  # overrides run.device
+    threads: int | None = None                 # overrides run.threads
+    model: nn.Module | None = None             # start from this network instead of building one
+    teacher: nn.Module | None = None           # student runs: the frozen teacher
+    train_dataset: Dataset | None = None       # overrides [data] (tests, fine-tuning)
+    val_dataset: Dataset | None = None
+    card: dict = field(default_factory=dict)   # extra fields for the output weights' card
+
+
+def _cancel_fn(cancel) -> Callable[[], bool]:
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set
+    return cancel
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(cfg: dict) -> Callable[[int], float]:
+    """Linear warmup, then cosine or poly decay to ``min_lr_ratio`` of the base rate at ``run.steps``."""
+    o, total = cfg["optim"], cfg["run"]["steps"]
+    warm, floor = o["warmup_steps"], o["min_lr_ratio"]
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if o["schedule"] == "constant":
+            return 1.0
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        decay = 0.5 * (1 + math.cos(math.pi * t)) if o["schedule"] == "cosine" else (1 - t) ** o["poly_power"]
+        return floor + (1 - floor) * decay
+
+    return f
+
+
+def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
+    from dbd_core.nets import build_model
+
+    if job.model is not None:
+        return job.model
+    m = cfg["model"]
+    if m["init"]:
+        from dbd_core.weights import load_model_file
+
+        model, _ = load_model_file(resolve_path(m["init"], cfg))
+        return model
+    try:
+        return build_model(m["name"], **m["kwargs"])
+    except KeyError as e:
+        raise DBDError(f"model.name: {e.args[0]}") from None
+    except TypeError as e:
+        raise DBDError(f"model.kwargs do not fit network {m['name']!r}: {e}") from None
+
+
+def _freeze(model: nn.Module, prefixes: list[str]) -> int:
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(pre) for pre in prefixes):
+            p.requires_grad_(False)
+            n += p.numel()
+    return n
+
+
+def _datasets(cfg: dict, job: TrainJob):
+    from dbd_core.train.data import build_dataset, split_holdout
+
+    train = job.train_dataset if job.train_dataset is not None else build_dataset(cfg)
+    val = job.val_dataset
+    if val is None and cfg["val"]["fraction"] > 0:
+        train, val = split_holdout(train, cfg["val"]["fraction"], cfg["run"]["seed"])
+    return train, val
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, ctx: ddp.DistContext) -> list[list[int]]:
+    """This rank's batches of one epoch: a pure function of (seed, epoch), so a resumed run sees the
+    same order. DistributedSampler gives each rank its shard (one rank: a plain permutation)."""
+    sampler = DistributedSampler(range(n_items), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    idx = list(sampler)
+    return [idx[i:i + batch_size] for i in range(0, len(idx) - batch_size + 1, batch_size)]
+
+
+def run_training(job: TrainJob, cancel=None) -> Iterator[Event]:
+    """Run (or resume) a training job, yielding events; see the module docstring."""
+    try:
+        yield from _run(job, _cancel_fn(cancel))
+    except DBDError as e:
+        yield {"type": "error", "step": None, "message": str(e)}
+
+
+def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
+    cfg = job.config
+    run = cfg["run"]
+    t0 = time.perf_counter()
+    ctx = ddp.init_from_env(job.device or run["device"])
+    threads = job.threads if job.threads is not None else run["threads"]
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(run["seed"])
+    run_dir = Path(job.run_dir or Path(resolve_path(run["out_dir"], cfg)) / run["name"])
+    output = Path(job.output) if job.output else (None if job.output == "" else run_dir / "model.pt")
+    ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
+
+    model = _build_model(cfg, job).to(ctx.device)
+    frozen = _freeze(model, cfg["model"]["freeze"])
+    train_set, val_set = _datasets(cfg, job)
+    bs = cfg["data"]["batch_size"]
+    per_epoch = len(epoch_batches(len(train_set), bs, run["seed"], 0, ctx))
+    if per_epoch == 0:
+        raise DBDError(f"the training data has {len(train_set)} items: too few for batch size {bs} "
+                       f"on {ctx.world_size} process(es)")
+    objective = _objective(cfg, model, job, ctx)
+    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(cfg)) for k, o in objective.optimizers().items()}
+
+    step = 0
+    if job.resume and ckpt_path.is_file():
+        payload = ckpt.load_checkpoint(ckpt_path, map_location=ctx.device)
+        step = ckpt.restore(payload, modules=objective.state_modules(), optimizers=objective.optimizers(),
+                            schedulers=scheds, path=ckpt_path)
+    elif job.resume:
+        raise DBDError(f"{ckpt_path}: no checkpoint to resume from")
+    total = run["steps"]
+
+    def save_ckpt() -> Path:
+        if ctx.is_main:
+            ckpt.save_checkpoint(ckpt_path, step=step, modules=objective.state_modules(),
+                                 optimizers=objective.optimizers(), schedulers=scheds, config=to_plain(cfg),
+                                 extra={"world_size": ctx.world_size})
+        ctx.barrier()
+        return ckpt_path
+
+    yield {"type": "start", "kind": run["kind"], "run_dir": str(run_dir), "device": str(ctx.device),
+           "world_size": ctx.world_size, "rank": ctx.rank, "start_step": step, "total_steps": total,
+           "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
+           "frozen_parameters": frozen, "steps_per_epoch": per_epoch}
+
+    vcfg = cfg["val"]
+    best = {"score": None, "step": None, "metrics": None, "state": None}
+    bad_vals, stopped_early, last_metrics = 0, False, None
+
+    def validate() -> Event:
+        nonlocal bad_vals, last_metrics
+        metrics = evaluate(model, val_set, ctx.device, batch_size=bs, max_batches=vcfg["batches"],
+                           loss_fn=objective.val_loss)
+        score = metrics.get("val_loss", -metrics.get("f_beta", 0.0))  # lower is better
+        improved = best["score"] is None or score < best["score"]
+        if improved:
+            best.update(score=score, step=step, metrics=metrics,
+                        state=copy.deepcopy(model.state_dict()) if vcfg["restore_best"] else None)
+            bad_vals = 0
+        else:
+            bad_vals += 1
+        last_metrics = metrics
+        return {"type": "val", "step": step, "metrics": metrics, "best": improved}
+
+    if val_set is not None and step == 0 and vcfg["every"]:
+        yield validate()  # the starting point, so "before" is on record
+
+    objective.train()
+    batches, batches_epoch, last_terms = None, -1, None
+    t_window, n_window = time.perf_counter(), 0
+    while step < total:
+        if ctx.any(cancelled()):
+            path = save_ckpt()
+            yield {"type": "cancelled", "step": step, "checkpoint": str(path)}
+            return
+        epoch, pos = divmod(step, per_epoch)
+        if epoch != batches_epoch:
+            loader = _loader(train_set, epoch_batches(len(train_set), bs, run["seed"], epoch, ctx),
+                             cfg, epoch, pos)
+            batches, batches_epoch = iter(loader), epoch
+        batch = {k: (v.to(ctx.device) if torch.is_tensor(v) else v) for k, v in next(batches).items()}
+        try:
+            terms = objective.train_step(batch, step)
+            last_terms = terms
+        except NonFiniteLoss as e:
+            last = f"; the last good checkpoint is {ckpt_path}" if ckpt_path.is_file() else \
+                "; no checkpoint was written before it"
+            yield {"type": "error", "step": step + 1,
+                   "message": f"step {step + 1}: {e}: training diverged and was stopped (lower optim.lr?)"
+                              f"{last}"}
+            return
+        for s in scheds.values():
+            s.step()
+        step += 1
+        n_window += len(batch["image"]) * ctx.world_size
+        if step % max(1, run["log_every"]) == 0 or step == total:
+            now = time.perf_counter()
+            rate = n_window / max(now - t_window, 1e-9)
+            eta = (total - step) * bs * ctx.world_size / max(rate, 1e-9)
+            yield {"type": "step", "step": step, "epoch": epoch, "total_steps": total, "losses": terms,
+                   "lr": objective.optimizers()["model"].param_groups[0]["lr"], "samples_per_s": rate,
+                   "eta_s": eta, "elapsed_s": now - t0}
+            t_window, n_window = now, 0
+        if run["checkpoint_every"] and step % run["checkpoint_every"] == 0 and step < total:
+            yield {"type": "checkpoint", "step": step, "path": str(save_ckpt())}
+        if val_set is not None and vcfg["every"] and step % vcfg["every"] == 0 and step < total:
+            yield validate()
+            if vcfg["patience"] and bad_vals >= vcfg["patience"]:
+                stopped_early = True
+                break
+
+    if val_set is not None:
+        yield validate()
+    if best["state"] is not None and best["step"] != step:
+        model.load_state_dict(best["state"])  # early stopping: keep the best validated weights
+    path = save_ckpt()
+    yield {"type": "checkpoint", "step": step, "path": str(path)}
+    if output is not None and ctx.is_main:
+        from dbd_core.weights import save_model
+
+        card = {"kind": run["kind"], "recipe": to_plain(cfg), "steps": step, "seed": run["seed"],
+                "world_size": ctx.world_size, "metrics": best["metrics"] if vcfg["restore_best"] else last_metrics,
+                **job.card}
+        save_model(output, model, card, half=cfg["model"]["save_half"])
+    ctx.barrier()
+    yield {"type": "done", "step": step, "summary": {
+        "kind": run["kind"], "steps": step, "wall_s": time.perf_counter() - t0, "output": str(output) if output else None,
+        "checkpoint": str(path), "metrics": last_metrics, "best_step": best["step"],
+        "best_metrics": best["metrics"], "stopped_early": stopped_early, "final_losses": last_terms}}
+
+
+def _loader(dataset, batches: list[list[int]], cfg: dict, epoch: int, pos: int) -> DataLoader:
+    # A dedicated generator: creating the iterator must not draw from the global RNG, or a resumed
+    # run (which creates it mid-epoch) would diverge from an uninterrupted one.
+    g = torch.Generator().manual_seed(cfg["run"]["seed"] * 100003 + epoch)
+    return DataLoader(dataset, batch_sampler=batches[pos:], num_workers=cfg["data"]["workers"],
+                      collate_fn=_collate, generator=g, persistent_workers=False)
+
+
+def _objective(cfg: dict, model: nn.Module, job: TrainJob, ctx: ddp.DistContext):
+    def build_d():
+        from dbd_core.nets import build_model
+
+        d = cfg["discriminator"]
+        try:
+            return build_model(d["name"], **d["kwargs"]).to(ctx.device)
+        except KeyError as e:
+            raise DBDError(f"discriminator.name: {e.args[0]}") from None
+
+    kw = dict(build_d=build_d, wrap=ctx.wrap, any_rank=ctx.any if ctx.enabled else None)
+    if cfg["run"]["kind"] == "student":
+        if job.teacher is None:
+            raise DBDError("a student run needs a teacher (dbd train student --teacher WEIGHTS)")
+        from dbd_core.train.distill import StudentObjective
+
+        return StudentObjective(cfg, model, job.teacher.to(ctx.device), **kw)
+    return SupervisedObjective(cfg, model, **kw)

@@ -1,0 +1,139 @@
+"""What one training step does: the supervised objective (teacher recipe, fine-tuning) and the shared
+adversary machinery. The student's distillation objective lives in distill.py.
+
+An objective owns its networks and optimizers; ``train_step(batch)`` runs the generator update, then
+the discriminator updates, and returns the loss terms as floats. Losses are checked for NaN/Inf
+before any optimizer step, so a diverging step never reaches the weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dbd_core.train import losses as L
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, term: str, value: float):
+        self.term, self.value = term, value
+        super().__init__(f"loss term {term!r} is {value}")
+
+
+def check_finite(terms: dict[str, torch.Tensor], any_rank=None) -> None:
+    bad = [(k, float(v)) for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
+    # In DDP every rank must stop together, or the others would hang in the next all-reduce.
+    flag = any_rank(bool(bad)) if any_rank is not None else bool(bad)
+    if flag:
+        raise NonFiniteLoss(*(bad[0] if bad else ("(another rank)", float("nan"))))
+
+
+def unwrap(m: nn.Module) -> nn.Module:
+    return getattr(m, "module", m)
+
+
+def make_optimizer(params, lr: float, cfg: dict) -> torch.optim.Optimizer:
+    o = cfg["optim"]
+    return torch.optim.AdamW([p for p in params if p.requires_grad], lr=lr, weight_decay=o["weight_decay"],
+                             betas=tuple(o["betas"]))
+
+
+class Adversary:
+    """One discriminator and its optimizer: D(image, map) judges ``real`` maps against ``fake`` ones.
+
+    Generator terms call the raw network with its parameters frozen (requires_grad False), so the
+    generator's backward pass never writes a gradient into D; D's own step sees only detached maps,
+    so it never writes into the generator."""
+
+    def __init__(self, name: str, d: nn.Module, cfg: dict, wrap=None):
+        self.name = name
+        self.raw = d
+        self.net = wrap(d) if wrap is not None else d
+        self.opt = make_optimizer(d.parameters(), cfg["discriminator"]["lr"], cfg)
+
+    def generator_term(self, image: torch.Tensor, fake_prob: torch.Tensor) -> torch.Tensor:
+        self.raw.requires_grad_(False)
+        try:
+            return L.adv_generator(self.raw(image, fake_prob))
+        finally:
+            self.raw.requires_grad_(True)
+
+    def discriminator_loss(self, image, real_prob, fake_prob) -> torch.Tensor:
+        # One forward on real and fake together: one DDP reduction per step.
+        logits = self.net(torch.cat([image, image]), torch.cat([real_prob, fake_prob.detach()]))
+        n = image.shape[0]
+        return L.adv_discriminator(logits[:n], logits[n:])
+
+    def step(self, loss: torch.Tensor, grad_clip: float) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), grad_clip)
+        self.opt.step()
+
+
+class SupervisedObjective:
+    """Teacher recipe (content loss on fused + side outputs, optional D1 adversary) and fine-tuning."""
+
+    def __init__(self, cfg: dict, model: nn.Module, *, build_d=None, wrap=None, any_rank=None):
+        self.cfg, self.any_rank = cfg, any_rank
+        self.raw = model
+        self.model = wrap(model) if wrap is not None else model
+        self.opt = make_optimizer(model.parameters(), cfg["optim"]["lr"], cfg)
+        lw = cfg["loss"]
+        self.adversaries: dict[str, Adversary] = {}
+        if lw["adv"] > 0:
+            self.adversaries["d1"] = Adversary("d1", build_d(), cfg, wrap)
+
+    # --- what the loop checkpoints -------------------------------------------------------------
+    def state_modules(self) -> dict[str, nn.Module]:
+        return {"model": self.raw, **{k: a.raw for k, a in self.adversaries.items()}}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.opt, **{k: a.opt for k, a in self.adversaries.items()}}
+
+    def train(self) -> None:
+        self.model.train()
+        for a in self.adversaries.values():
+            a.net.train()
+
+    # --- one step --------------------------------------------------------------------------------
+    def content(self, out, target) -> dict[str, torch.Tensor]:
+        lw = self.cfg["loss"]
+        return L.content_terms(out.logits, out.sides, target, bce_w=lw["bce"], region=lw["region"],
+                               region_w=lw["region_weight"], side_w=lw["side_weight"])
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        image, mask = batch["image"], batch["mask"]
+        out = self.model(image)
+        terms = self.content(out, mask)
+        adv_on = self.adversaries and step >= self.cfg["loss"]["adv_start"]
+        prob = torch.sigmoid(out.logits)
+        if adv_on:
+            terms["adv"] = self.cfg["loss"]["adv"] * self.adversaries["d1"].generator_term(image, prob)
+        total = sum(terms.values())
+        check_finite({**terms, "total": total}, self.any_rank)
+        self._g_step(total)
+        result = {k: float(v.detach()) for k, v in terms.items()}
+        if adv_on:
+            d1 = self.adversaries["d1"]
+            dl = d1.discriminator_loss(image, mask, prob)
+            check_finite({"d1": dl}, self.any_rank)
+            d1.step(dl, self.cfg["optim"]["grad_clip"])
+            result["d1"] = float(dl.detach())
+        result["total"] = float(total.detach())
+        return result
+
+    def _g_step(self, total: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg["optim"]["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_([p for p in self.raw.parameters() if p.requires_grad],
+                                           self.cfg["optim"]["grad_clip"])
+        self.opt.step()
+
+    @torch.no_grad()
+    def val_loss(self, batch: dict) -> float:
+        """Content loss of the current network on a validation batch (eval mode)."""
+        out = unwrap(self.model)(batch["image"])
+        return float(sum(self.content(out, batch["mask"]).values()))
