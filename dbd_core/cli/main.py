@@ -14,6 +14,8 @@ from dbd_core.errors import DBDError
 COMMANDS = [
     "predict",
     "info",
+    "dataset",
+    "eval",
 ]
 
 
