@@ -14,6 +14,7 @@ from dbd_core.errors import DBDError
 COMMANDS = [
     "predict",
     "info",
+    "eval",
     "dataset",
     "eval",
 ]

@@ -1,0 +1,156 @@
+"""`dbd eval` end to end on small temporary data with hand-made maps whose scores are known exactly."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from dbd_core.cli import main as cli
+
+H, W = 12, 16
+F_HALF = 1.3 * 0.5 / (0.3 * 0.5 + 1)  # precision 0.5, recall 1
+
+
+@pytest.fixture
+def dbd(monkeypatch, capsys):
+    """Run `dbd eval ...` through the real entry point (its error handling included) -> (code, out, err).
+    Only the eval subcommand is registered so the test does not depend on other commands' modules."""
+    monkeypatch.setattr(cli, "COMMANDS", ["eval"])
+
+    def run(*argv):
+        code = cli.main(["eval", "--quiet", *map(str, argv)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def half_mask():
+    m = np.zeros((H, W), np.uint8)
+    m[:, : W // 2] = 1
+    return m
+
+
+def make_set(root, chelsea):
+    """Photos a, b, c; blur-white and sharp-white masks; maps with known scores:
+    a: map == mask (MAE 0, F 1, IoU 1); b: map all blurred on a half-blurred mask (MAE .5, F F_HALF, IoU .5);
+    c: all-sharp mask, all-sharp map (MAE 0, F 1 and IoU 1 by the both-empty convention)."""
+    dirs = {k: root / k for k in ("images", "gt_bw", "gt_sw", "pred")}
+    for d in dirs.values():
+        d.mkdir()
+    masks = {"a": half_mask(), "b": half_mask(), "c": np.zeros((H, W), np.uint8)}
+    maps = {"a": half_mask() * 255, "b": np.full((H, W), 255, np.uint8), "c": np.zeros((H, W), np.uint8)}
+    for i, name in enumerate(masks):
+        cv2.imwrite(str(dirs["images"] / f"{name}.jpg"), chelsea[i * 20: i * 20 + H, :W, ::-1].copy())
+        cv2.imwrite(str(dirs["gt_bw"] / f"{name}.png"), masks[name] * 255)
+        cv2.imwrite(str(dirs["gt_sw"] / f"{name}.bmp"), (1 - masks[name]) * 255)
+        cv2.imwrite(str(dirs["pred"] / f"{name}.png"), maps[name].astype(np.uint8))
+    return dirs
+
+
+EXPECTED = {"n_images": 3, "mae": 0.5 / 3, "f_beta": (2 + F_HALF) / 3, "iou": 2.5 / 3}
+
+
+@pytest.mark.parametrize("polarity, gt_key", [("blur-white", "gt_bw"), ("sharp-white", "gt_sw")])
+def test_pred_dir_exact_scores_both_polarities(tmp_path, chelsea, dbd, polarity, gt_key):
+    d = make_set(tmp_path, chelsea)
+    out_json = tmp_path / "r.json"
+    code, out, err = dbd("--pred", d["pred"], "--images", d["images"], "--gt", d[gt_key],
+                         "--gt-polarity", polarity, "--json", out_json)
+    assert code == 0, err
+    r = json.loads(out_json.read_text())
+    for k, v in EXPECTED.items():
+        assert r[k] == pytest.approx(v), k
+    assert r["gt_polarity"] == polarity and r["ms_per_image"] is None
+    assert "D-DFFNet" in r["protocols"]["f_beta"] and "f_beta" in out and "D-DFFNet" in out
+    assert [p["name"] for p in r["per_image"]] == ["a", "b", "c"]
+
+
+def test_wrong_polarity_changes_the_scores(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "sharp-white",
+                         "--json", tmp_path / "r.json")
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and r["mae"] == pytest.approx(1 - 0.5 / 3)  # every pixel is now wrong except b's half
+
+
+def test_polarity_is_required(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"])
+    assert code == 1 and "--gt-polarity is required" in err and "Traceback" not in err
+
+
+def test_missing_mask_and_corrupt_map_reported_by_name(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    cv2.imwrite(str(d["images"] / "d.jpg"), chelsea[:H, :W])  # a photo without mask
+    (d["pred"] / "d.png").write_bytes(b"\x89PNG not really")
+    (d["pred"] / "b.png").write_bytes(b"garbage, not a PNG")  # corrupt map of a matched pair
+    grey = half_mask() * 255
+    grey[0, 0] = 100  # resized masks have grey edges: thresholded and counted
+    cv2.imwrite(str(d["gt_bw"] / "a.png"), grey)
+    code, out, err = dbd("--pred", d["pred"], "--images", d["images"], "--gt", d["gt_bw"],
+                         "--gt-polarity", "blur-white", "--json", tmp_path / "r.json")
+    assert code == 1
+    assert "d.jpg: no mask" in err and "d.png: no mask" in err
+    assert "b.png: not a readable image" in err
+    assert "Traceback" not in err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["n_images"] == 2  # a and c still scored
+    assert r["mae"] == pytest.approx(1 / (2 * H * W))  # a's one grey pixel (100 < 128 -> sharp) costs 1 pixel
+    assert r["nonbinary_masks"]["count"] == 1 and "1 mask(s) were not strictly 0/255" in out
+    assert any("b.png" in e for e in r["errors"])
+
+
+def test_map_size_mismatch_names_the_map(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    cv2.imwrite(str(d["pred"] / "c.png"), np.zeros((H, W + 1), np.uint8))
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white")
+    assert code == 1 and f"c.png: map is {W + 1}x{H} but its mask c.png is {W}x{H}" in err
+
+
+def test_curves_written(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white",
+                         "--curves", tmp_path / "curves")
+    assert code == 0, err
+    for name in ("pr.png", "f_threshold.png", "roc.png"):
+        img = cv2.imread(str(tmp_path / "curves" / name))
+        assert img is not None and img.shape[0] > 100 and img.std() > 5, name
+    assert not list((tmp_path / "curves").glob(".*tmp*"))  # atomic writes leave no temp files
+
+
+def test_lbp_model_runs_and_writes_all_keys(tmp_path, chelsea, coffee, dbd):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "gt").mkdir()
+    for name, photo in (("cat", chelsea), ("cup", coffee)):
+        small = cv2.resize(photo, (96, 64), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), small[..., ::-1])
+        m = np.zeros((64, 96), np.uint8)
+        m[:, 48:] = 255
+        cv2.imwrite(str(tmp_path / "gt" / f"{name}.png"), m)
+    code, out, err = dbd("--model", "lbp", "--images", tmp_path / "img", "--gt", tmp_path / "gt",
+                         "--gt-polarity", "blur-white", "--threads", 1, "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    for k in ("n_images", "mae", "f_beta", "f_adaptive", "max_f", "max_f_per_image", "auc_roc", "iou",
+              "ms_per_image", "protocols", "model", "weights_sha256", "gt_polarity", "dataset"):
+        assert k in r, k
+    assert r["n_images"] == 2 and r["model"] == "lbp" and r["ms_per_image"] > 0
+    assert 0 <= r["mae"] <= 1 and 0 <= r["auc_roc"] <= 1
+    assert r["dataset"]["images"].endswith("img")
+
+
+def test_dataset_input(tmp_path, chelsea, dbd):
+    formats = pytest.importorskip("dbd_core.data.formats")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    with formats.open_writer(tmp_path / "set.h5") as w:
+        w.add("s1", chelsea[:H, :W].copy(), half_mask())
+        w.add("s2", chelsea[H:2 * H, :W].copy(), None)  # unlabelled: skipped and counted
+    cv2.imwrite(str(pred / "s1.png"), np.full((H, W), 255, np.uint8))
+    code, out, err = dbd("--pred", pred, "--data", tmp_path / "set.h5", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["n_images"] == 1 and r["f_beta"] == pytest.approx(F_HALF) and r["skipped_unlabelled"] == 1
+    assert r["gt_polarity"] == "blur-white" and r["dataset"]["data"].endswith("set.h5")
