@@ -16,7 +16,6 @@ COMMANDS = [
     "info",
     "eval",
     "dataset",
-    "eval",
 ]
 
 
