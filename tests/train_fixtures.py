@@ -38,7 +38,7 @@ class BlurHalves(Dataset):
                 "has_mask": not self.unlabelled, "name": f"item{i:03d}"}
 
 
-class TestDiscriminator(nn.Module):
+class MiniCritic(nn.Module):
     """A minimal conditional PatchGAN-like critic: D(image, map) -> patch logits."""
 
     def __init__(self, width: int = 8):
@@ -56,7 +56,7 @@ def discriminator_name() -> str:
     if "patchgan" in model_names():
         return "patchgan"
     if "test_critic" not in _REGISTRY:
-        register("test_critic", "tests only")(lambda width=8: TestDiscriminator(width))
+        register("test_critic", "tests only")(lambda width=8: MiniCritic(width))
     return "test_critic"
 
 

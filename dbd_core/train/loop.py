@@ -32,6 +32,7 @@ from dbd_core.errors import DBDError
 from dbd_core.train import checkpoint as ckpt
 from dbd_core.train import ddp
 from dbd_core.train.config import resolve_path, to_plain
+from dbd_core.train.data import set_epoch
 from dbd_core.train.objectives import NonFiniteLoss, SupervisedObjective
 from dbd_core.train.validate import _collate, evaluate
 
@@ -218,6 +219,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
             return
         epoch, pos = divmod(step, per_epoch)
         if epoch != batches_epoch:
+            set_epoch(train_set, epoch)
             loader = _loader(train_set, epoch_batches(len(train_set), bs, run["seed"], epoch, ctx),
                              cfg, epoch, pos)
             batches, batches_epoch = iter(loader), epoch

@@ -21,7 +21,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 def check_finite(terms: dict[str, torch.Tensor], any_rank=None) -> None:
-    bad = [(k, float(v)) for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
+    bad = [(k, float(v.detach())) for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
     # In DDP every rank must stop together, or the others would hang in the next all-reduce.
     flag = any_rank(bool(bad)) if any_rank is not None else bool(bad)
     if flag:
