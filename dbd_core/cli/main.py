@@ -16,6 +16,7 @@ COMMANDS = [
     "info",
     "eval",
     "dataset",
+    "synth",
 ]
 
 

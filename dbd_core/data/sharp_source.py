@@ -65,6 +65,23 @@ def load_bsds_segmentations(mat_path: Path) -> list[np.ndarray]:
     return out
 
 
+def _orient_to_labels(img: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Some BSDS copies store portrait photos rotated by 90 degrees while their annotations stay
+    upright. Rotate the photo the way that puts its strong edges on the segment boundaries."""
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    boundary = np.zeros(labels.shape, bool)
+    boundary[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    boundary[1:, :] |= labels[1:, :] != labels[:-1, :]
+    best, best_score = img, -1.0
+    for k in (1, -1):
+        g = np.rot90(grey, k)
+        mag = np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
+        score = float(mag[boundary].mean() / (mag.mean() + 1e-6))
+        if score > best_score:
+            best, best_score = np.ascontiguousarray(np.rot90(img, k)), score
+    return best
+
+
 class SharpPhotoSource:
     """Photos found recursively under ``root`` (sorted, so indices are stable), filtered by split.
 
@@ -108,15 +125,18 @@ class SharpPhotoSource:
         if hit is not None:
             return hit
         img = read_image(self.files[i])
+        gt = self.groundtruth[i]
+        full_segs = load_bsds_segmentations(gt) if gt is not None else []
+        if full_segs and full_segs[0].shape == img.shape[1::-1] and img.shape[0] != img.shape[1]:
+            img = _orient_to_labels(img, full_segs[0])
         h, w = img.shape[:2]
         scale = min(1.0, short_side / min(h, w))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         if scale < 1.0:
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         segs = []
-        gt = self.groundtruth[i]
-        if gt is not None:
-            for m in load_bsds_segmentations(gt):
+        if full_segs:
+            for m in full_segs:
                 if m.shape != (h, w):
                     continue  # annotation of another orientation/size: unusable
                 segs.append(m if scale >= 1.0 else cv2.resize(m, size, interpolation=cv2.INTER_NEAREST))

@@ -202,7 +202,7 @@ def render_sample(source: SharpPhotoSource, index: int, seed: int, cfg: SynthCon
     rng = np.random.default_rng([int(seed), int(index)])
     pi = pick_photo(len(source), index, seed)
     photo, segs = source.load(pi, int(round(cfg.size * cfg.cache_scale)))
-    info: dict = {"source": source.relative_name(pi), "seed": int(seed), "index": int(index)}
+    info: dict = {"source": source.relative_name(pi), "photo_index": pi, "seed": int(seed), "index": int(index)}
     img, segs, box = _crop(photo, segs, rng, cfg)
     info["crop"] = box
     if rng.random() < cfg.p_flip:
