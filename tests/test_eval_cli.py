@@ -154,3 +154,23 @@ def test_dataset_input(tmp_path, chelsea, dbd):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["n_images"] == 1 and r["f_beta"] == pytest.approx(F_HALF) and r["skipped_unlabelled"] == 1
     assert r["gt_polarity"] == "blur-white" and r["dataset"]["data"].endswith("set.h5")
+
+
+def test_overlay_of_several_models(tmp_path, rng):
+    """The benchmark report overlays several models' curves in one figure per kind."""
+    from dbd_core.metrics import Evaluator
+    from dbd_core.plots import curve_figure, save_curves
+
+    gt = (rng.random((20, 20)) < 0.4).astype(np.uint8)
+    curves = {}
+    for name, noise in (("teacher", 0.2), ("student", 0.5), ("lbp", 0.9)):
+        ev = Evaluator()
+        ev.update(np.clip(gt * (1 - noise) + rng.random(gt.shape) * noise, 0, 1).astype(np.float32), gt)
+        curves[name] = ev.curves()
+    fig = curve_figure("roc", curves)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "chance" and [lb.split(" (")[0] for lb in labels[1:]] == ["teacher", "student", "lbp"]
+    assert all("AUC" in lb for lb in labels[1:])
+    paths = save_curves(curves, tmp_path / "bench", prefix="cuhk_")
+    assert sorted(p.name for p in paths) == ["cuhk_f_threshold.png", "cuhk_pr.png", "cuhk_roc.png"]
+    assert all(p.stat().st_size > 5000 for p in paths)
