@@ -17,6 +17,8 @@ COMMANDS = [
     "eval",
     "dataset",
     "synth",
+    "train",
+    "finetune",
 ]
 
 

@@ -84,3 +84,8 @@ def init_from_env(device_pref: str | None = None) -> DistContext:
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a single process), from torchrun's environment; usable before the group starts."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,99 @@
+"""Shared driver for training commands: iterate an event generator, draw a progress bar on stderr,
+append every event to a JSONL log, print a summary; Ctrl-C cancels cleanly (checkpoint written)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def _fmt_s(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def drive(events_fn, log_path: Path | None, quiet: bool = False, is_main: bool = True) -> int:
+    """Run ``events_fn(cancel_event)``; returns the exit code (0 done, 1 error, 130 cancelled)."""
+    cancel = threading.Event()
+    old = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):  # first Ctrl-C: stop after this step with a checkpoint
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\ncancelling after this step (Ctrl-C again to abort without a checkpoint)...", file=sys.stderr)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
+    log = None
+    if log_path is not None and is_main:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "a", encoding="utf-8")  # an append-only log, not a product file
+    code = 1
+    try:
+        for ev in events_fn(cancel):
+            if log is not None:
+                log.write(json.dumps({"time": time.time(), **ev}, default=str) + "\n")
+                log.flush()
+            if not is_main or quiet and ev["type"] == "step":
+                continue
+            code = _show(ev, code)
+    finally:
+        if log is not None:
+            log.close()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, old)
+    return code
+
+
+def _show(ev: dict, code: int) -> int:
+    t = ev["type"]
+    if t == "start":
+        print(f"{ev.get('kind', 'run')}: {ev.get('n_train')} training / {ev.get('n_val')} validation items, "
+              f"steps {ev.get('start_step')}->{ev.get('total_steps')} on {ev.get('device')}"
+              f"{' x%d processes' % ev['world_size'] if ev.get('world_size', 1) > 1 else ''}; run folder "
+              f"{ev.get('run_dir')}", file=sys.stderr)
+    elif t == "step":
+        n, tot = ev["step"], ev["total_steps"]
+        bar = "#" * int(30 * n / tot) + "-" * (30 - int(30 * n / tot))
+        terms = " ".join(f"{k}={v:.3f}" for k, v in ev["losses"].items())
+        end = "\n" if n == tot else ""
+        print(f"\r[{bar}] {n}/{tot} {terms} lr={ev['lr']:.2e} {ev['samples_per_s']:.1f}/s "
+              f"eta {_fmt_s(ev['eta_s'])}   ", end=end, file=sys.stderr, flush=True)
+    elif t == "val":
+        m = ev["metrics"]
+        keys = [k for k in ("val_loss", "mae", "f_beta", "max_f", "iou") if k in m]
+        tag = ev.get("phase") or f"step {ev['step']}"
+        print(f"\nvalidation ({tag}): " + " ".join(f"{k}={m[k]:.4f}" for k in keys), file=sys.stderr)
+    elif t == "checkpoint":
+        pass
+    elif t == "cancelled":
+        print(f"\ncancelled at step {ev['step']}; checkpoint {ev['checkpoint']} (continue with --resume)",
+              file=sys.stderr)
+        return 130
+    elif t == "error":
+        print(f"\nerror: {ev['message']}", file=sys.stderr)
+        return 1
+    elif t == "done":
+        print("\n" + summary_text(ev["summary"]))
+        return 0
+    return code
+
+
+def summary_text(s: dict) -> str:
+    lines = [f"done: {s.get('kind')} in {_fmt_s(s.get('wall_s', 0))} ({s.get('steps', '?')} steps"
+             f"{', stopped early' if s.get('stopped_early') else ''})"]
+    for label in ("before", "after", "metrics"):
+        m = s.get(label)
+        if m:
+            lines.append(f"  {label:8s} " + " ".join(f"{k}={m[k]:.4f}" for k in ("mae", "f_beta", "max_f", "iou",
+                                                                               "val_loss") if k in m))
+    if s.get("output"):
+        lines.append(f"  weights  {s['output']}")
+    if s.get("checkpoint"):
+        lines.append(f"  checkpoint {s['checkpoint']}")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""``dbd train teacher|student``: train a network from a TOML recipe (resources/configs/*.toml).
+Works unchanged under ``torchrun --nproc_per_node=N`` (DistributedDataParallel)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dbd_core.errors import DBDError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train the teacher, or distill the student from it",
+                       description="Train from a TOML recipe. Progress on stderr, every event in "
+                                   "<run folder>/events.jsonl, final weights in <run folder>/model.pt. "
+                                   "Ctrl-C stops after the current step with a checkpoint; --resume continues.")
+    p.add_argument("kind", choices=("teacher", "student"))
+    p.add_argument("--config", required=True, type=Path, help="TOML recipe (e.g. resources/configs/teacher.toml)")
+    p.add_argument("--teacher", type=Path, help="student: the trained teacher's weights file")
+    p.add_argument("--sharp", help="synthetic data: folder of sharp photos (overrides data.sharp)")
+    p.add_argument("--data", help="folder or .h5 dataset (overrides data.path; sets data.kind)")
+    p.add_argument("--run-dir", type=Path, help="run folder (default <run.out_dir>/<run.name>)")
+    p.add_argument("--out", type=Path, help="final weights file (default <run folder>/model.pt)")
+    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads per process")
+    p.add_argument("--seed", type=int, help="override run.seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (events still logged)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dbd_core.cli._progress import drive
+    from dbd_core.train import ddp
+    from dbd_core.train.config import ConfigError, load_config
+    from dbd_core.train.loop import TrainJob, run_training
+
+    cfg = load_config(args.config)
+    if cfg["run"]["kind"] != args.kind:
+        raise ConfigError(f"{args.config}: run.kind is {cfg['run']['kind']!r}, but `dbd train {args.kind}` was asked")
+    if args.sharp:
+        cfg["data"]["kind"], cfg["data"]["sharp"] = "synthetic", args.sharp
+    if args.data:
+        cfg["data"]["kind"] = "hdf5" if args.data.lower().endswith((".h5", ".hdf5")) else "folder"
+        cfg["data"]["path"] = args.data
+    if args.steps is not None:
+        cfg["run"]["steps"] = args.steps
+    if args.seed is not None:
+        cfg["run"]["seed"] = args.seed
+    teacher = None
+    if args.kind == "student":
+        if not args.teacher:
+            raise DBDError("a student is distilled from a teacher: give --teacher WEIGHTS")
+        from dbd_core.weights import load_model_file
+
+        teacher, _ = load_model_file(args.teacher)
+    job = TrainJob(cfg, run_dir=args.run_dir, output=args.out, resume=args.resume, device=args.device,
+                   threads=args.threads, teacher=teacher,
+                   card={"teacher": str(args.teacher)} if args.teacher else {})
+    from dbd_core.train.config import resolve_path
+
+    run_dir = Path(args.run_dir or Path(resolve_path(cfg["run"]["out_dir"], cfg)) / cfg["run"]["name"])
+    rank_is_main = ddp.is_main_process()
+    return drive(lambda cancel: run_training(job, cancel), run_dir / "events.jsonl", quiet=args.quiet,
+                 is_main=rank_is_main)
