@@ -235,12 +235,20 @@ def test_check_reports_fraction_and_flags_inverted_polarity(tmp_path, photos):
         raise AssertionError("unknown photo")
 
     rep = check_dataset(right, predict=oracle, model_name="oracle")
-    assert rep.n_labelled == 2 and not rep.warnings and rep.model_agreement == 1.0
+    assert rep.n_labelled == 2 and not rep.warnings and rep.model_auc == 1.0 and rep.n_compared == 2
     expect = sum(int(m.sum()) for m in truth.values()) / sum(m.size for m in truth.values())
     assert rep.blurred_fraction == pytest.approx(expect)
     rep = check_dataset(wrong, predict=oracle, model_name="oracle")
-    assert rep.model_agreement == 0.0 and rep.n_inverted_better == 2
-    assert any("look inverted" in w and "--gt-polarity sharp-white" in w for w in rep.warnings)
+    assert rep.model_auc == 0.0 and rep.n_inverted_better == 2
+    assert any("look inverted" in w and "other --gt-polarity" in w for w in rep.warnings)
+
+    # A model biased towards "blurred" everywhere but ranking correctly must not trigger the
+    # warning on the right polarity: the check is threshold-free.
+    def biased(rgb):
+        return 0.9 + 0.05 * oracle(rgb)
+
+    rep = check_dataset(right, predict=biased, model_name="biased")
+    assert rep.model_auc == 1.0 and not rep.warnings
     assert not check_dataset(wrong).warnings  # without a model nothing is guessed
 
 

@@ -137,8 +137,12 @@ class CheckReport:
     all_blurred: list[str] = field(default_factory=list)
     all_sharp: list[str] = field(default_factory=list)
     model: str | None = None
-    model_agreement: float | None = None  # mean pixel agreement of masks with prediction >= 0.5
-    n_inverted_better: int = 0  # images whose inverted mask agrees better with the model
+    # Mean over images of the ROC AUC of the model's map against the mask: 1 = the model ranks every
+    # pixel marked blurred as blurrier than every pixel marked sharp, 0.5 = no relation, 0 = inverted.
+    # Threshold-free on purpose: a model biased towards "blurred" everywhere (LBP often is) still ranks.
+    model_auc: float | None = None
+    n_compared: int = 0  # images with both classes present (uniform masks can't be ranked)
+    n_inverted_better: int = 0  # images with AUC < 0.5
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -153,9 +157,10 @@ class CheckReport:
             out.append(f"{len(self.all_blurred)} masks entirely blurred: " + _names(self.all_blurred))
         if self.all_sharp:
             out.append(f"{len(self.all_sharp)} masks entirely sharp: " + _names(self.all_sharp))
-        if self.model_agreement is not None:
-            out.append(f"agreement with model {self.model} (map >= 0.5): {self.model_agreement:.3f} of pixels; "
-                       f"{self.n_inverted_better} of {self.n_labelled - len(self.errors)} images agree better inverted")
+        if self.model_auc is not None:
+            out.append(f"model {self.model} vs masks: mean per-image ROC AUC {self.model_auc:.3f} (1 = agrees, "
+                       f"0.5 = unrelated, 0 = inverted); {self.n_inverted_better} of {self.n_compared} images agree "
+                       "better inverted")
         out += [f"warning: {w}" for w in self.warnings] + [f"error: {e}" for e in self.errors]
         return out
 
@@ -168,7 +173,7 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
     with open_dataset_reader(path) as r:
         rep = CheckReport(Path(path), r.gt_polarity, n_samples=len(r), model=model_name)
         blurred = total = 0
-        fractions, agreements = [], []
+        fractions, aucs = [], []
         for i, name in enumerate(r.names):
             try:
                 rgb, mask, meta = r.get(name)
@@ -189,26 +194,38 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
                 rep.all_blurred.append(name)
             elif b == 0:
                 rep.all_sharp.append(name)
-            if predict is not None:
+            if predict is not None and 0 < b < mask.size:
                 rgb_s, mask_s = _shrink(rgb, mask, max_side)
-                pred = np.asarray(predict(rgb_s), dtype=np.float32) >= 0.5
-                acc = float((pred == mask_s.astype(bool)).mean())
-                agreements.append(acc)
-                rep.n_inverted_better += acc < 0.5
+                auc = roc_auc(np.asarray(predict(rgb_s), dtype=np.float32), mask_s)
+                if auc is not None:
+                    aucs.append(auc)
+                    rep.n_inverted_better += auc < 0.5
         if total:
             rep.blurred_fraction = blurred / total
             rep.mean_image_blurred_fraction = float(np.mean(fractions))
-        if agreements:
-            rep.model_agreement = float(np.mean(agreements))
-            if rep.model_agreement < 0.5 and rep.n_inverted_better > len(agreements) / 2:
-                other = [p for p in POLARITIES if p != r.gt_polarity][0]
+        if aucs:
+            rep.model_auc, rep.n_compared = float(np.mean(aucs)), len(aucs)
+            if rep.model_auc < 0.5 and rep.n_inverted_better > len(aucs) / 2:
                 rep.warnings.append(
-                    f"the stored masks look inverted: they agree with {model_name or 'the model'} on only "
-                    f"{rep.model_agreement:.0%} of pixels and {rep.n_inverted_better}/{len(agreements)} images agree "
-                    f"better inverted; if the source gts are {other}, re-import with --gt-polarity {other}")
+                    f"the stored masks look inverted relative to {model_name or 'the model'} (mean AUC "
+                    f"{rep.model_auc:.2f}; {rep.n_inverted_better}/{len(aucs)} images agree better inverted); "
+                    "if the source gts mark in-focus pixels white, re-import with the other --gt-polarity")
         if rep.n_labelled and len(rep.all_blurred) + len(rep.all_sharp) == rep.n_labelled:
             rep.warnings.append("every mask is uniform (all blurred or all sharp): check the gt files and polarity")
     return rep
+
+
+def roc_auc(score: np.ndarray, mask01: np.ndarray) -> float | None:
+    """ROC AUC of ``score`` for the positives ``mask01 == 1`` (Mann-Whitney U; ties count half)."""
+    from scipy.stats import rankdata
+
+    pos = mask01.ravel().astype(bool)
+    n1 = int(pos.sum())
+    n0 = pos.size - n1
+    if n1 == 0 or n0 == 0:
+        return None
+    ranks = rankdata(score.ravel())
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _shrink(rgb: np.ndarray, mask: np.ndarray, max_side: int):
