@@ -1,0 +1,334 @@
+"""The main window: composition and wiring only. Views, tools, the mask session, the photo list
+and the worker are separate pieces (see their modules); this class connects their signals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from app.image_list import ImageList
+from app.mask_panel import MaskPanel
+from app.models import ModelProvider
+from app.session import AnnotationSession
+from app.tools import ToolController
+from app.views import ViewGrid
+from app.workers import MapWorker, ResultCache
+from dbd_core.annotate import ProjectStore
+from dbd_core.images import expand_paths, is_image_file
+
+
+class MainWindow(QMainWindow):
+    maps_settled = Signal(str)  # every map of the current photo is computed or has failed
+
+    def __init__(self, provider: ModelProvider | None = None, project: str | Path | None = None, confirm=None):
+        super().__init__()
+        self.provider = provider or ModelProvider()
+        self.setWindowTitle("dbd-studio")
+        self.resize(1500, 900)
+        self.setAcceptDrops(True)
+        persistent = project is not None
+        store = ProjectStore.open(project) if persistent else ProjectStore(Path.cwd())
+        self.images = ResultCache(max_bytes=600_000_000)
+        self.maps = ResultCache()
+        self.map_seconds: dict[tuple[str, str], float] = {}
+        self.failures: dict[tuple[str, str], str] = {}
+        self.row = -1
+
+        self.views = ViewGrid()
+        self.setCentralWidget(self.views)
+        self.tools = ToolController(self.views.photo.vb, self)
+        self.list = ImageList()
+        self.panel = MaskPanel()
+        for title, widget, area in (("Photos", self.list, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                    ("Mask", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+            self.addDockWidget(area, dock)
+        self.status_model, self.status_time, self.status_size = QLabel(), QLabel(), QLabel()
+        for w in (self.status_model, self.status_time, self.status_size):
+            self.statusBar().addPermanentWidget(w)
+        self.status_model.setText("models: " + ", ".join(f"{r}={self.provider.label(r)}" for r in self.provider.roles))
+
+        self.session = AnnotationSession(store, persistent, self.maps_for, confirm or self._ask,
+                                         model_labels=lambda: {r: self.provider.label(r) for r in self.provider.roles})
+        self.worker = MapWorker(self.provider)
+        self._wire()
+        self._menus()
+        self.worker.start()
+        if store.photos:
+            self._load_entries(store.photos, select=int(store.view.get("current", 0)))
+
+    # ---------------------------------------------------------------- wiring
+    def _wire(self) -> None:
+        w, p, s, t = self.worker, self.panel, self.session, self.tools
+        w.image_ready.connect(self._on_image)
+        w.image_failed.connect(self._on_image_failed)
+        w.map_ready.connect(self._on_map)
+        w.map_failed.connect(self._on_map_failed)
+        w.thumb_ready.connect(self._on_thumb)
+        self.list.photo_selected.connect(self.select)
+        p.source_changed.connect(s.set_source)
+        p.threshold_changed.connect(s.set_threshold)
+        p.otsu_requested.connect(self._otsu)
+        p.reseed_requested.connect(s.reseed)
+        p.opacity_changed.connect(self.views.overlay.setOpacity)
+        p.outline_toggled.connect(self.views.overlay.set_outline)
+        p.tool_selected.connect(t.set_tool)
+        p.radius_selected.connect(t.set_radius)
+        p.undo_requested.connect(s.undo)
+        p.redo_requested.connect(s.redo)
+        p.status_selected.connect(lambda st: s.current and s.set_status(s.current, st))
+        t.edited.connect(s.hand_edit_done)
+        t.tool_changed.connect(p.show_tool)
+        t.radius_changed.connect(p.show_radius)
+        s.state_changed.connect(self._show_mask_state)
+        s.status_changed.connect(self._on_status)
+        s.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        p.show_tool(t.tool)
+
+    def _menus(self) -> None:
+        def act(menu, text, keys, slot):
+            a = QAction(text, self)
+            if keys:
+                a.setShortcuts([QKeySequence(k) for k in keys])
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            self.addAction(a)  # shortcuts work whatever widget has focus
+            return a
+
+        f = self.menuBar().addMenu("&File")
+        act(f, "Open photos…", ["Ctrl+O"], self._open_files)
+        act(f, "Open folder…", ["Ctrl+Shift+O"], self._open_folder)
+        act(f, "Save project as…", ["Ctrl+Shift+S"], self._save_as)
+        act(f, "Export dataset…", ["Ctrl+E"], self._export)
+        act(f, "Quit", ["Ctrl+Q"], self.close)
+        n = self.menuBar().addMenu("&Navigate")
+        act(n, "Next photo", ["D", "PgDown"], lambda: self.select(self._step(1)))
+        act(n, "Previous photo", ["A", "PgUp"], lambda: self.select(self._step(-1)))
+        act(n, "Next not done", ["Shift+D", "Ctrl+PgDown"], lambda: self.select(self.next_not_done()))
+        act(n, "Mark done and go to next not done", ["Ctrl+Return"], self._done_next)
+        e = self.menuBar().addMenu("&Edit")
+        act(e, "Undo", ["Ctrl+Z"], self.session.undo)
+        act(e, "Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], self.session.redo)
+        for tool, key in (("brush", "B"), ("eraser", "E"), ("fill", "F"), ("polygon", "G"), ("pan", "H")):
+            act(e, f"Tool: {tool}", [key], lambda _=False, x=tool: self.tools.set_tool(x))
+        act(e, "Smaller brush", ["["], lambda: self.tools.grow(1 / 1.25))
+        act(e, "Larger brush", ["]"], lambda: self.tools.grow(1.25))
+        act(e, "Close polygon", ["Return"], self.tools.close_polygon)
+        act(e, "Cancel polygon", ["Escape"], self.tools.cancel_polygon)
+        act(e, "Toggle outline", ["O"], lambda: self.panel.outline.toggle())
+        act(e, "Auto threshold (Otsu)", ["T"], self._otsu)
+
+    # ---------------------------------------------------------------- photos
+    def add_paths(self, paths) -> None:
+        """Photos and folders (expanded); already-listed photos are skipped."""
+        files = [p for p in expand_paths(paths) if p.is_dir() is False]
+        added = self.session.store.add_photos(files)
+        self._load_entries(added, select=None)
+        self.session.save_now()
+
+    def _load_entries(self, entries, select) -> None:
+        for e in entries:
+            self.list.append(e.name, "failed" if e.error else e.status)
+            self.worker.request_thumbnail(str(self.session.store.resolve(e)))
+        if select is not None or self.row < 0:
+            self.select(select or 0)
+
+    @property
+    def entries(self):
+        return self.session.store.photos
+
+    def path_of(self, row: int) -> str:
+        return str(self.session.store.resolve(self.entries[row]))
+
+    def select(self, row: int | None) -> None:
+        if row is None or not (0 <= row < len(self.entries)):
+            return
+        if row != self.list.currentRow():
+            self.list.select(row)  # comes back here through photo_selected
+            if self.list.currentRow() == row:
+                return
+        self.row = row
+        self.session.store.view["current"] = row
+        entry, path = self.entries[row], self.path_of(row)
+        self.panel.show_state(entry.threshold, entry.source, entry.status, entry.hand_edited)
+        rgb = self.images.get(path)
+        missing = [r for r in self.provider.roles if (path, r) not in self.maps and (path, r) not in self.failures]
+        if rgb is not None:
+            self._show_photo(path, rgb)
+        else:
+            self.views.photo.show_message("Loading photo…")
+            self.views.overlay.set_model(None)
+            self.tools.model = None
+        for role in self.provider.roles:
+            self._show_map(path, role)
+        if missing or rgb is None:
+            self.worker.request(path, missing, want_image=rgb is None)
+        else:
+            self.maps_settled.emit(path)
+
+    def _step(self, d: int) -> int | None:
+        n = len(self.entries)
+        for k in range(1, n + 1):
+            r = (self.row + d * k) % n
+            if not self.entries[r].error:
+                return r
+        return None
+
+    def next_not_done(self) -> int | None:
+        n = len(self.entries)
+        for k in range(1, n + 1):
+            r = (self.row + k) % n
+            if self.entries[r].status != "done" and not self.entries[r].error:
+                return r
+        return None
+
+    def _done_next(self) -> None:
+        if self.session.current is not None:
+            self.session.set_status(self.session.current, "done")
+        self.select(self.next_not_done())
+
+    # ---------------------------------------------------------------- worker results
+    def _is_current(self, path: str) -> bool:
+        return 0 <= self.row < len(self.entries) and self.path_of(self.row) == path
+
+    def _on_image(self, path: str, rgb: np.ndarray) -> None:
+        self.images.put(path, rgb)
+        if self._is_current(path):
+            self._show_photo(path, rgb)
+
+    def _show_photo(self, path: str, rgb: np.ndarray) -> None:
+        entry = self.entries[self.row]
+        self.views.photo.show_message(None)
+        self.views.photo.show_array(rgb)
+        model = self.session.mask_for(entry, rgb.shape[:2])
+        self.views.overlay.set_model(model)
+        self.tools.model = model
+        self.views.fit(rgb.shape)
+        self.session.maps_arrived(entry)
+        self._show_mask_state()
+        self.status_size.setText(f"{rgb.shape[1]}×{rgb.shape[0]} px")
+
+    def _on_image_failed(self, path: str, msg: str) -> None:
+        for row, e in enumerate(self.entries):
+            if str(self.session.store.resolve(e)) == path and e.error != msg:
+                e.error = msg
+                self.list.set_status(row, "failed", msg)
+        if self._is_current(path):
+            self.views.photo.show_message(f"Cannot open this photo:\n{msg}")
+            for panel in (*self.views.maps.values(), self.views.diff):
+                panel.show_message("No map: the photo could not be read")
+            self.maps_settled.emit(path)
+
+    def _on_map(self, path: str, role: str, blur_map: np.ndarray, seconds: float) -> None:
+        self.maps.put((path, role), blur_map)
+        self.map_seconds[(path, role)] = seconds
+        if self._is_current(path):
+            self._show_map(path, role)
+            self.session.maps_arrived(self.entries[self.row])
+            self._settled_check(path)
+
+    def _on_map_failed(self, path: str, role: str, msg: str) -> None:
+        self.failures[(path, role)] = msg
+        if self._is_current(path):
+            self._show_map(path, role)
+            self.session.maps_arrived(self.entries[self.row])
+            self._settled_check(path)
+
+    def _settled_check(self, path: str) -> None:
+        if all((path, r) in self.maps or (path, r) in self.failures for r in self.provider.roles):
+            self.maps_settled.emit(path)
+
+    def _show_map(self, path: str, role: str) -> None:
+        panel = self.views.maps.get(role)
+        if panel is not None:
+            m = self.maps.get((path, role))
+            panel.show_array(m)
+            if m is not None:
+                panel.show_message(None)
+                panel.info.setText(f"{self.provider.label(role)} · {self.map_seconds.get((path, role), 0):.2f} s")
+                self.status_time.setText(f"{role} map: {self.map_seconds.get((path, role), 0):.2f} s")
+            else:
+                panel.info.setText(self.provider.label(role))
+                panel.show_message(self.failures.get((path, role), f"Computing the {role} map…"))
+        maps = self.maps_for(self.entries[self.row]) if self._is_current(path) else {}
+        if "teacher" in maps and "student" in maps:
+            self.views.diff.show_array(np.abs(maps["teacher"] - maps["student"]))
+            self.views.diff.show_message(None)
+        else:
+            self.views.diff.show_array(None)
+            waiting = [r for r in ("teacher", "student") if (path, r) not in self.failures]
+            self.views.diff.show_message("Waiting for both maps…" if len(waiting) == 2 else
+                                         "Needs both the teacher and the student map")
+
+    def _on_thumb(self, path: str, thumb, size) -> None:
+        for row in range(len(self.entries)):
+            if self.path_of(row) == path:
+                self.list.set_thumbnail(row, thumb)
+
+    def maps_for(self, entry) -> dict:
+        path = str(self.session.store.resolve(entry))
+        return {r: self.maps.get((path, r)) for r in self.provider.roles if (path, r) in self.maps}
+
+    # ---------------------------------------------------------------- mask state
+    def _otsu(self) -> None:
+        t = self.session.otsu()
+        if t is not None:
+            self.panel.show_state(t, self.session.current.source, self.session.current.status,
+                                  self.session.model.hand_edited)
+
+    def _show_mask_state(self) -> None:
+        m = self.session.model
+        if m is not None:
+            self.panel.show_history(m.can_undo(), m.can_redo())
+            self.panel.show_hand_edited(m.hand_edited)
+
+    def _on_status(self, entry) -> None:
+        row = self.entries.index(entry)
+        self.list.set_status(row, entry.status)
+        if row == self.row:
+            self.panel.show_state(entry.threshold, entry.source, entry.status, entry.hand_edited)
+
+    def _ask(self, text: str) -> bool:
+        return QMessageBox.question(self, "dbd-studio", text) == QMessageBox.StandardButton.Yes
+
+    # ---------------------------------------------------------------- files
+    def _open_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open photos", "", "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp)")
+        self.add_paths(files)
+
+    def _open_folder(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Open folder")
+        if d:
+            self.add_paths([d])
+
+    def _save_as(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Project folder")
+        if d:
+            self.session.save_as(d)
+            self.statusBar().showMessage(f"Project saved to {d}; changes now autosave", 8000)
+
+    def _export(self) -> None:
+        from app.export_dialog import ExportDialog
+
+        self.session.save_now()
+        ExportDialog(self.session, self).exec()
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        paths = [Path(u.toLocalFile()) for u in ev.mimeData().urls() if u.isLocalFile()]
+        self.add_paths([p for p in paths if p.is_dir() or is_image_file(p)])
+
+    def closeEvent(self, ev) -> None:
+        self.session.save_now()
+        self.worker.stop()
+        super().closeEvent(ev)

@@ -1,0 +1,146 @@
+"""Controls for the mask: seed source and threshold (live on cached maps), Otsu, overlay opacity
+and outline, tools with brush size, undo/redo and the photo's status. The panel only emits
+intentions; the annotation session decides what they do to the mask."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from dbd_core.annotate import STATUSES
+
+TOOL_LABELS = {"brush": "Brush (B)", "eraser": "Eraser (E)", "fill": "Fill (F)", "polygon": "Polygon/lasso (G)",
+               "pan": "Pan (H)"}
+
+
+class MaskPanel(QWidget):
+    source_changed = Signal(str)
+    threshold_changed = Signal(float)
+    otsu_requested = Signal()
+    reseed_requested = Signal()
+    opacity_changed = Signal(float)
+    outline_toggled = Signal(bool)
+    tool_selected = Signal(str)
+    radius_selected = Signal(int)
+    undo_requested = Signal()
+    redo_requested = Signal()
+    status_selected = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        seed = QGroupBox("Seed from map")
+        f = QFormLayout(seed)
+        self.source = QComboBox()
+        self.source.addItems(["mean", "teacher", "student"])
+        self.source.currentTextChanged.connect(self.source_changed)
+        self.slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
+        self.spin = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=2, value=0.5)
+        self.slider.valueChanged.connect(lambda v: self._set_threshold(v / 100.0, emit=True))
+        self.spin.valueChanged.connect(lambda v: self._set_threshold(v, emit=True))
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.spin)
+        self.otsu = QPushButton("Auto (Otsu)")
+        self.otsu.clicked.connect(self.otsu_requested)
+        self.reseed = QPushButton("Re-seed (discard hand edits)")
+        self.reseed.clicked.connect(self.reseed_requested)
+        self.note = QLabel("", wordWrap=True)
+        self.note.setStyleSheet("color: #f6bf26")
+        f.addRow("Source", self.source)
+        f.addRow("Threshold", row)
+        f.addRow(self.otsu)
+        f.addRow(self.reseed)
+        f.addRow(self.note)
+
+        view = QGroupBox("Overlay")
+        fv = QFormLayout(view)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=45)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        self.outline = QCheckBox("Outline only (O)")
+        self.outline.toggled.connect(self.outline_toggled)
+        fv.addRow("Opacity", self.opacity)
+        fv.addRow(self.outline)
+
+        tools = QGroupBox("Tools")
+        vt = QVBoxLayout(tools)
+        self.tool_group = QButtonGroup(self)
+        grid = QHBoxLayout()
+        col1, col2 = QVBoxLayout(), QVBoxLayout()
+        self.tool_buttons = {}
+        for i, (name, label) in enumerate(TOOL_LABELS.items()):
+            b = QToolButton(text=label, checkable=True)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            b.setSizePolicy(b.sizePolicy().horizontalPolicy().Expanding, b.sizePolicy().verticalPolicy())
+            self.tool_group.addButton(b)
+            self.tool_buttons[name] = b
+            b.clicked.connect(lambda _=False, n=name: self.tool_selected.emit(n))
+            (col1 if i % 2 == 0 else col2).addWidget(b)
+        grid.addLayout(col1)
+        grid.addLayout(col2)
+        vt.addLayout(grid)
+        self.radius = QSpinBox(minimum=1, maximum=500, value=12, suffix=" px", toolTip="Brush radius ([ and ])")
+        self.radius.valueChanged.connect(self.radius_selected)
+        r = QHBoxLayout()
+        r.addWidget(QLabel("Brush radius"))
+        r.addWidget(self.radius)
+        vt.addLayout(r)
+        hint = QLabel("Left: edit · right-drag/wheel: pan/zoom\nShift+polygon: paint sharp · Enter closes",
+                      wordWrap=True)
+        hint.setStyleSheet("color: #9aa0a6; font-size: 11px")
+        vt.addWidget(hint)
+        u = QHBoxLayout()
+        self.undo = QPushButton("Undo")
+        self.redo = QPushButton("Redo")
+        self.undo.clicked.connect(self.undo_requested)
+        self.redo.clicked.connect(self.redo_requested)
+        u.addWidget(self.undo)
+        u.addWidget(self.redo)
+        vt.addLayout(u)
+
+        st = QGroupBox("Photo status")
+        fs = QHBoxLayout(st)
+        self.status = QComboBox()
+        self.status.addItems(list(STATUSES))
+        self.status.currentTextChanged.connect(self.status_selected)
+        fs.addWidget(self.status)
+
+        lay = QVBoxLayout(self)
+        for g in (seed, view, tools, st):
+            lay.addWidget(g)
+        lay.addStretch(1)
+        self.setMinimumWidth(260)
+
+    def _set_threshold(self, t: float, emit: bool) -> None:
+        for w, v in ((self.slider, round(t * 100)), (self.spin, t)):
+            w.blockSignals(True)  # keep slider and spin box in step without feedback loops
+            w.setValue(v)
+            w.blockSignals(False)
+        if emit:
+            self.threshold_changed.emit(float(t))
+
+    # ---------------------------------------------------------------- write back without echo
+    def show_state(self, threshold: float, source: str, status: str, hand_edited: bool) -> None:
+        self._set_threshold(threshold, emit=False)
+        for w, v in ((self.source, source), (self.status, status)):
+            w.blockSignals(True)
+            w.setCurrentText(v)
+            w.blockSignals(False)
+        self.show_hand_edited(hand_edited)
+
+    def show_hand_edited(self, hand: bool) -> None:
+        self.reseed.setEnabled(hand)
+        self.note.setText("Mask edited by hand: threshold changes are not applied until you re-seed." if hand else "")
+
+    def show_tool(self, tool: str) -> None:
+        self.tool_buttons[tool].setChecked(True)
+
+    def show_radius(self, r: int) -> None:
+        self.radius.blockSignals(True)
+        self.radius.setValue(r)
+        self.radius.blockSignals(False)
+
+    def show_history(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo.setEnabled(can_undo)
+        self.redo.setEnabled(can_redo)

@@ -1,0 +1,58 @@
+"""Which models the studio compares, made injectable so tests (and later other models) plug in.
+
+A ModelProvider maps a role ("teacher", "student") to either a model name / weights path for
+``dbd_core.predict.load_predictor`` or a ready object with ``.predict(rgb) -> map`` and ``.name``.
+Loading happens lazily, on the worker thread, the first time a role is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from dbd_core.errors import DBDError
+
+ROLES = ("teacher", "student")
+
+
+class FunctionPredictor:
+    """Wraps a function rgb uint8 HxWx3 -> float32 HxW map as a predictor (tests, experiments)."""
+
+    def __init__(self, name: str, fn: Callable[[np.ndarray], np.ndarray]):
+        self.name = name
+        self._fn = fn
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(rgb), dtype=np.float32)
+
+
+class ModelProvider:
+    def __init__(self, specs: dict | None = None, threads: int | None = None):
+        self.specs = dict(specs or {"teacher": "teacher", "student": "student"})
+        self.threads = threads
+        self._loaded: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+    def label(self, role: str) -> str:
+        spec = self.specs[role]
+        return spec if isinstance(spec, str) else getattr(spec, "name", role)
+
+    def get(self, role: str):
+        """The predictor for ``role``; raises DBDError (e.g. WeightsMissingError) with a user message."""
+        with self._lock:
+            if role not in self._loaded:
+                spec = self.specs[role]
+                if isinstance(spec, str):
+                    try:
+                        from dbd_core.predict import load_predictor
+                    except ImportError as e:  # engine incomplete in a partial install
+                        raise DBDError(f"prediction engine unavailable: {e}") from None
+                    spec = load_predictor(spec, threads=self.threads)
+                self._loaded[role] = spec
+            return self._loaded[role]

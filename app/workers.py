@@ -1,0 +1,149 @@
+"""Background work: reading photos, thumbnails and blur maps never run on the GUI thread.
+
+One long-lived QThread pulls jobs from a priority queue: the current photo's image and maps first,
+thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
+thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import time
+import traceback
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from dbd_core.errors import DBDError, InputError
+from dbd_core.images import read_image
+
+THUMB = 96
+_FOREGROUND, _BACKGROUND = 0, 1
+
+
+class ResultCache:
+    """LRU cache of arrays keyed by (photo path, model role), bounded in bytes. GUI thread only."""
+
+    def __init__(self, max_bytes: int = 1_500_000_000):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def put(self, key, value) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        total = sum(getattr(v[0] if isinstance(v, tuple) else v, "nbytes", 0) for v in self._items.values())
+        while len(self._items) > 2 and total > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            total -= getattr(old[0] if isinstance(old, tuple) else old, "nbytes", 0)
+
+
+class MapWorker(QThread):
+    image_ready = Signal(str, object)  # path, rgb uint8
+    image_failed = Signal(str, str)  # path, one-line reason
+    map_ready = Signal(str, str, object, float)  # path, role, map, seconds
+    map_failed = Signal(str, str, str)  # path, role, message
+    thumb_ready = Signal(str, object, object)  # path, thumbnail rgb, (h, w)
+    busy_changed = Signal(bool)
+
+    def __init__(self, provider, parent=None):
+        super().__init__(parent)
+        self.provider = provider
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._generation = 0  # foreground jobs of an older generation are stale
+        self._stop = False
+        self._last: tuple[str, np.ndarray] | None = None  # the photo last decoded, reused across its maps
+
+    # ---------------------------------------------------------------- GUI thread API
+    def request(self, path: str, roles: list[str], want_image: bool) -> None:
+        """Compute what the current photo needs; drops pending work for the previous photo."""
+        self._generation += 1
+        self._queue.put((_FOREGROUND, next(self._seq), ("photo", self._generation, path, tuple(roles), want_image)))
+
+    def request_thumbnail(self, path: str) -> None:
+        self._queue.put((_BACKGROUND, next(self._seq), ("thumb", 0, path, (), False)))
+
+    def stop(self) -> None:
+        """Cooperative stop: finishes the job in hand, then the thread ends. Waits for it."""
+        self._stop = True
+        self._queue.put((-1, next(self._seq), ("stop", 0, "", (), False)))
+        self.wait()
+
+    # ---------------------------------------------------------------- worker thread
+    def run(self) -> None:
+        while not self._stop:
+            _, _, (kind, gen, path, roles, want_image) = self._queue.get()
+            if kind == "stop":
+                break
+            if kind == "photo" and gen != self._generation:
+                continue
+            try:
+                if kind == "thumb":
+                    self._thumbnail(path)
+                else:
+                    self.busy_changed.emit(True)
+                    self._photo(gen, path, roles, want_image)
+            except Exception as e:  # a bug must not kill the worker; report it where the user looks
+                traceback.print_exc()
+                self.image_failed.emit(path, f"{path}: unexpected error ({type(e).__name__}: {e})")
+            finally:
+                if kind == "photo" and self._queue.empty():
+                    self.busy_changed.emit(False)
+
+    def _read(self, path: str) -> np.ndarray:
+        if self._last is not None and self._last[0] == path:
+            return self._last[1]
+        rgb = read_image(path)
+        self._last = (path, rgb)
+        return rgb
+
+    def _photo(self, gen: int, path: str, roles, want_image: bool) -> None:
+        try:
+            rgb = self._read(path)
+        except InputError as e:
+            self.image_failed.emit(path, str(e))
+            return
+        if want_image:
+            self.image_ready.emit(path, rgb)
+        for role in roles:
+            if self._stop or gen != self._generation:
+                return  # the user moved on; the maps of the new photo come first
+            try:
+                t0 = time.perf_counter()
+                blur_map = self.provider.get(role).predict(rgb)
+                seconds = time.perf_counter() - t0
+            except DBDError as e:
+                self.map_failed.emit(path, role, str(e))
+                continue
+            except Exception as e:
+                traceback.print_exc()
+                self.map_failed.emit(path, role, f"{role} failed: {type(e).__name__}: {e}")
+                continue
+            blur_map = np.clip(np.asarray(blur_map, np.float32), 0, 1)
+            if blur_map.shape != rgb.shape[:2]:
+                self.map_failed.emit(path, role, f"{role} returned a {blur_map.shape} map for a {rgb.shape[:2]} photo")
+                continue
+            self.map_ready.emit(path, role, blur_map, seconds)
+
+    def _thumbnail(self, path: str) -> None:
+        try:
+            rgb = self._read(path) if self._last and self._last[0] == path else read_image(path)
+        except InputError as e:
+            self.image_failed.emit(path, str(e))
+            return
+        h, w = rgb.shape[:2]
+        s = THUMB / max(h, w)
+        thumb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        self.thumb_ready.emit(path, thumb, (h, w))
