@@ -82,7 +82,7 @@ class SupervisedObjective:
         self.opt = make_optimizer(model.parameters(), cfg["optim"]["lr"], cfg)
         lw = cfg["loss"]
         self.adversaries: dict[str, Adversary] = {}
-        if lw["adv"] > 0:
+        if lw["adv"] > 0 and build_d is not None:
             self.adversaries["d1"] = Adversary("d1", build_d(), cfg, wrap)
 
     # --- what the loop checkpoints -------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""The training loop on tiny synthetic data: learning, distillation, fine-tuning, resume, cancel, NaN."""
+
+import torch
+
+from dbd_core.nets import build_model
+from dbd_core.train import objectives
+from dbd_core.train.finetune import FinetuneJob, run_finetune
+from dbd_core.train.loop import TrainJob, run_training
+from dbd_core.weights import load_model_file, save_model
+from train_fixtures import BlurHalves, params_of, tiny_config
+
+
+def _run(job, cancel=None):
+    return list(run_training(job, cancel))
+
+
+def _of(events, kind):
+    return [e for e in events if e["type"] == kind]
+
+
+def _learns(events):
+    steps = _of(events, "step")
+    first = sum(e["losses"]["total"] for e in steps[:3]) / 3
+    last = sum(e["losses"]["total"] for e in steps[-3:]) / 3
+    vals = _of(events, "val")
+    return first, last, vals[0]["metrics"]["f_beta"], vals[-1]["metrics"]["f_beta"]
+
+
+def test_teacher_training_lowers_loss_and_raises_f_beta(tmp_path):
+    cfg = tiny_config(steps=40, loss={"adv": 0.05}, val={"every": 20})
+    data = BlurHalves(16)
+    ev = _run(TrainJob(cfg, run_dir=tmp_path, train_dataset=data, val_dataset=data))
+    first, last, f0, f1 = _learns(ev)
+    assert last < 0.8 * first and f1 > f0 + 0.2 and f1 > 0.8
+    assert {"content", "side", "adv", "d1", "total"} <= set(_of(ev, "step")[-1]["losses"])
+    done = ev[-1]
+    assert done["type"] == "done" and (tmp_path / "model.pt").is_file()
+    model, card = load_model_file(tmp_path / "model.pt")
+    assert card["kind"] == "teacher" and card["recipe"]["loss"]["adv"] == 0.05
+
+
+def test_student_distillation_with_unlabelled_photos(tmp_path):
+    torch.manual_seed(1)
+    teacher = build_model("tiny", width=8)
+    _run(TrainJob(tiny_config(steps=40), run_dir=tmp_path / "t", output="", model=teacher,
+                  train_dataset=BlurHalves(16)))
+    cfg = tiny_config("student", steps=40, val={"every": 20},
+                      loss={"consistency": 1.0, "feature": 0.5, "adv": 0.05, "adv_distill": 0.05})
+    mixed = torch.utils.data.ConcatDataset([BlurHalves(12), BlurHalves(8, seed=5, unlabelled=True)])
+    ev = _run(TrainJob(cfg, run_dir=tmp_path / "s", teacher=teacher, train_dataset=mixed, val_dataset=BlurHalves(12)))
+    first, last, f0, f1 = _learns(ev)
+    assert last < first and f1 > f0 + 0.2
+    terms = set().union(*(e["losses"] for e in _of(ev, "step")))
+    assert {"content", "consistency", "feature", "adv", "adv_distill", "d2", "d3"} <= terms
+    # The teacher is frozen: distillation never changes it.
+    assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
+    cfg = tiny_config(steps=12, loss={"adv": 0.05})
+    data = BlurHalves(10)  # 2 batches/epoch with drop_last: the cut falls mid-epoch
+    torch.manual_seed(0)
+    straight = build_model("tiny", width=8)
+    _run(TrainJob(cfg, run_dir=tmp_path / "a", model=straight, train_dataset=data))
+
+    steps_seen = []
+    ev = []
+    torch.manual_seed(0)  # the same starting weights as the straight run
+    m2 = build_model("tiny", width=8)
+    gen = run_training(TrainJob(cfg, run_dir=tmp_path / "b", model=m2, train_dataset=data),
+                       cancel=lambda: len(steps_seen) >= 5)
+    for e in gen:
+        ev.append(e)
+        if e["type"] == "step":
+            steps_seen.append(e)
+    assert ev[-1]["type"] == "cancelled" and ev[-1]["step"] == 5
+    assert not (tmp_path / "b" / "model.pt").exists()  # cancel never writes the output weights
+    m3 = build_model("tiny", width=8)  # fresh weights: everything comes from the checkpoint
+    ev = _run(TrainJob(cfg, run_dir=tmp_path / "b", model=m3, train_dataset=data, resume=True))
+    assert ev[0]["start_step"] == 5 and ev[-1]["type"] == "done"
+    a, b = params_of(straight), params_of(m3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cancel_leaves_existing_weights_unchanged(tmp_path):
+    cfg = tiny_config(steps=8)
+    out = tmp_path / "model.pt"
+    save_model(out, build_model("tiny", width=8), {"note": "previous"})
+    before = out.read_bytes()
+    ev = _run(TrainJob(cfg, run_dir=tmp_path / "run", output=out, train_dataset=BlurHalves(8)),
+              cancel=_after_calls(4))
+    assert ev[-1]["type"] == "cancelled" and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert out.read_bytes() == before
+
+
+def _after_calls(n):
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return cancel
+
+
+def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_config(steps=10, run={"checkpoint_every": 3})
+    real = objectives.SupervisedObjective.content
+    calls = {"n": 0}
+
+    def poisoned(self, out, target):
+        calls["n"] += 1
+        terms = real(self, out, target)
+        if calls["n"] == 5:
+            terms["content"] = terms["content"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(objectives.SupervisedObjective, "content", poisoned)
+    ev = _run(TrainJob(cfg, run_dir=tmp_path, train_dataset=BlurHalves(8)))
+    err = ev[-1]
+    assert err["type"] == "error" and err["step"] == 5 and "step 5" in err["message"]
+    assert "content" in err["message"] and "checkpoint" in err["message"]
+    assert not (tmp_path / "model.pt").exists()
+    from dbd_core.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["step"] == 3
+    assert all(torch.isfinite(v).all() for v in ck["modules"]["model"].values() if v.is_floating_point())
+
+
+def test_finetune_improves_and_writes_new_version_beside_parent(tmp_path):
+    torch.manual_seed(0)
+    parent = tmp_path / "models" / "tiny.pt"
+    save_model(parent, build_model("tiny", width=8), {"version": "v0"})
+    parent_bytes = parent.read_bytes()
+    cfg = tiny_config("finetune", steps=40, val={"fraction": 0.25, "every": 10, "patience": 3, "restore_best": True})
+    job = FinetuneJob(data="in-memory", model=str(parent), out_dir=tmp_path / "models", config=cfg,
+                      dataset=BlurHalves(16))
+    ev = list(run_finetune(job))
+    done = ev[-1]
+    assert done["type"] == "done", ev[-1]
+    s = done["summary"]
+    assert s["after"]["f_beta"] > s["before"]["f_beta"] + 0.2 and s["after"]["mae"] < s["before"]["mae"]
+    assert s["n_val"] == 4 and s["n_train"] == 12
+    new = tmp_path / "models" / "tiny-ft1.pt"
+    assert s["output"] == str(new) and parent.read_bytes() == parent_bytes
+    _, card = load_model_file(new)
+    assert card["parent"]["sha256"] and card["data"]["n_photos"] == 16
+    assert card["metrics"]["after"]["f_beta"] == s["after"]["f_beta"]
+    # a second run never overwrites the first version
+    ev2 = list(run_finetune(FinetuneJob(data="x", model=str(new), out_dir=tmp_path / "models", config=tiny_config(
+        "finetune", steps=4, val={"fraction": 0.25}), dataset=BlurHalves(8))))
+    assert ev2[-1]["summary"]["output"] == str(tmp_path / "models" / "tiny-ft2.pt")
