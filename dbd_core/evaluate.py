@@ -235,14 +235,12 @@ def _folder_pair(item: EvalItem, polarity, predictor, times):
 
 def _dataset_pair(dataset, name, predictor, preds_index, pred_dir, times):
     label = f"{dataset.path}: sample {name}"
-    if predictor is not None:
-        rgb, gt, _ = dataset.get(name)
-        if gt is None:
-            return None
-        return _timed_predict(predictor, rgb, times), gt, label
-    gt = dataset.sample(name).mask
+    sample = dataset.sample(name)  # loads the mask only; the photo is decoded below if needed
+    gt = sample.mask
     if gt is None:
         return None
+    if predictor is not None:
+        return _timed_predict(predictor, sample.decode(), times), gt, label
     if name not in preds_index:
         raise InputError(label, f"no map for this sample in {pred_dir}")
     pred = read_map(preds_index[name])

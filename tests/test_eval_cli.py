@@ -174,3 +174,17 @@ def test_overlay_of_several_models(tmp_path, rng):
     paths = save_curves(curves, tmp_path / "bench", prefix="cuhk_")
     assert sorted(p.name for p in paths) == ["cuhk_f_threshold.png", "cuhk_pr.png", "cuhk_roc.png"]
     assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
+    formats = pytest.importorskip("dbd_core.data.formats")
+    photo = cv2.resize(chelsea, (96, 64), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :40] = 1
+    with formats.open_writer(tmp_path / "set") as w:
+        w.add("cat", photo, mask)
+    code, out, err = dbd("--model", "lbp", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["n_images"] == 1 and r["model"] == "lbp" and r["per_image"][0]["name"] == "cat"
+    assert r["per_image"][0]["blurred_fraction_gt"] == pytest.approx(40 / 96)
