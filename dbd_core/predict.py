@@ -1,0 +1,167 @@
+"""Blur maps for whole photos: one Predictor API over the networks and the LBP baseline.
+
+Working resolution: the photo is resized (INTER_AREA) so its LONG side is ``work_size`` (320 by
+default, the field's habit) keeping its aspect ratio -- squashing a 3:2 photo to 320x320 would
+stretch the blur anisotropically, and the networks are fully convolutional (they pad to their stride
+internally). The low-resolution map is brought back to the photo's full size with the fast guided
+filter (dbd_core.upsample) so its edges follow the photo's edges.
+
+Output: float32 HxW in [0,1], 1 = blurred, same height and width as the input photo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from dbd_core.errors import InputError
+from dbd_core.images import read_image, to_rgb8
+from dbd_core.upsample import DEFAULT_EPS, guided_upsample
+
+DEFAULT_WORK_SIZE = 320
+MODEL_NAMES = ("teacher", "student", "lbp")
+MIN_SHORT_SIDE = 32  # below this a network's deepest stage sees less than one pixel
+
+
+def working_size(h: int, w: int, work_size: int) -> tuple[int, int]:
+    """(h', w') with the long side == work_size and the aspect ratio kept."""
+    s = work_size / max(h, w)
+    hh, ww = max(1, round(h * s)), max(1, round(w * s))
+    if min(hh, ww) < MIN_SHORT_SIDE:  # a panorama: keep the short side usable, long side grows
+        s = MIN_SHORT_SIDE / min(h, w)
+        hh, ww = max(MIN_SHORT_SIDE, round(h * s)), max(MIN_SHORT_SIDE, round(w * s))
+    return hh, ww
+
+
+def resize_to_work(rgb: np.ndarray, work_size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    hh, ww = working_size(h, w, work_size)
+    interp = cv2.INTER_AREA if hh * ww < h * w else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (ww, hh), interpolation=interp)
+
+
+class Predictor:
+    """Photo -> full-size blur map. Subclasses provide ``_predict_small(rgb uint8 hxwx3) -> hxw map``."""
+
+    def __init__(self, name: str, card: dict | None = None, work_size: int = DEFAULT_WORK_SIZE,
+                 source: str | None = None, guided_eps: float = DEFAULT_EPS):
+        self.name = name
+        self.card = dict(card or {})
+        self.work_size = int(work_size)
+        self.source = source  # where the model comes from (weights path, "built-in", "in memory")
+        self.guided_eps = guided_eps
+
+    @staticmethod
+    def from_model(model: nn.Module, name: str | None = None, work_size: int = DEFAULT_WORK_SIZE,
+                   card: dict | None = None, device: str | torch.device | None = None) -> "NetPredictor":
+        """Wrap an in-memory network (training validation, fine-tuning, the GUI)."""
+        return NetPredictor(model, name or getattr(model, "arch_name", "model"), card, work_size, device,
+                            source="in memory")
+
+    def _predict_small(self, rgb_small: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load_rgb(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
+        if isinstance(image_or_path, (str, os.PathLike)):
+            return read_image(image_or_path)
+        return to_rgb8(image_or_path, channel_order)
+
+    def predict(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
+        """Photo (path, or array uint8/uint16/float, gray/RGB/BGR/RGBA) -> float32 HxW in [0,1], 1 = blurred."""
+        rgb = self.load_rgb(image_or_path, channel_order)
+        return self.predict_rgb8(rgb)
+
+    def predict_rgb8(self, rgb: np.ndarray) -> np.ndarray:
+        small = resize_to_work(rgb, self.work_size)
+        low = np.asarray(self._predict_small(small), np.float32)
+        if low.shape != small.shape[:2]:
+            raise RuntimeError(f"{self.name}: low-res map {low.shape} != working size {small.shape[:2]}")
+        return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, eps=self.guided_eps)
+
+    def predict_small(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
+        """The map at the working resolution only (fast previews, training-time validation)."""
+        return np.clip(self._predict_small(resize_to_work(self.load_rgb(image_or_path, channel_order),
+                                                          self.work_size)), 0, 1).astype(np.float32)
+
+    def predict_batch(self, images: Iterable, channel_order: Literal["rgb", "bgr"] = "rgb") -> list[np.ndarray]:
+        """Maps for several photos. Photos differ in size, so they run one by one (same results as
+        ``predict``); bad inputs raise InputError like ``predict``."""
+        return [self.predict(im, channel_order) for im in images]
+
+    def __repr__(self) -> str:
+        return f"<Predictor {self.name} work_size={self.work_size} source={self.source}>"
+
+
+class NetPredictor(Predictor):
+    """Wraps a network following the registry contract (RGB [0,1] in, NetOutput logits out)."""
+
+    def __init__(self, model: nn.Module, name: str, card: dict | None = None, work_size: int = DEFAULT_WORK_SIZE,
+                 device: str | torch.device | None = None, source: str | None = None):
+        super().__init__(name, card, work_size, source)
+        if device is None:  # an in-memory model stays where it is (and in its train/eval mode)
+            first = next(iter(model.parameters()), None)
+            self.device = first.device if first is not None else torch.device("cpu")
+        else:
+            self.device = torch.device(device)
+            model.to(self.device)
+        self.model = model
+
+    def _predict_small(self, rgb_small: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(rgb_small)).to(self.device)
+        x = x.permute(2, 0, 1)[None].float().div_(255.0)
+        was_training = self.model.training
+        self.model.eval()  # BatchNorm must use running statistics, also for a model in training
+        try:
+            with torch.inference_mode():
+                out = self.model(x)
+                logits = out.logits if hasattr(out, "logits") else out
+                prob = torch.sigmoid(logits.float())[0, 0]
+        finally:
+            self.model.train(was_training)
+        return prob.cpu().numpy().astype(np.float32)
+
+
+def set_threads(threads: int | None) -> None:
+    """Thread count for torch and OpenCV (None leaves the defaults)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    torch.set_num_threads(int(threads))
+    cv2.setNumThreads(int(threads))
+
+
+def load_predictor(name_or_path: str | os.PathLike, threads: int | None = None, device: str = "cpu",
+                   work_size: int | None = None) -> Predictor:
+    """Predictor for "teacher", "student" (shipped weights), "lbp" (no weights) or a weights file.
+
+    ``work_size`` is the long side of the working resolution; None = the model's default (320 for the
+    networks, 480 for LBP, whose windows were designed for larger photos).
+
+    Missing shipped weights raise WeightsMissingError (never random weights); a bad weights file
+    raises InputError naming it.
+    """
+    from dbd_core import weights
+
+    set_threads(threads)
+    key = os.fspath(name_or_path)
+    if key == "lbp":
+        from dbd_core.lbp import LBPPredictor
+
+        return LBPPredictor(work_size=work_size)
+    if key in weights.SHIPPED_MODELS:
+        path = weights.require_shipped(key)
+        name = key
+    else:
+        path = Path(key)
+        if not path.exists() and path.suffix == "" and os.sep not in key:
+            raise InputError(key, f"unknown model; use one of {', '.join(MODEL_NAMES)} or a weights file path")
+        name = path.stem
+    model, card = weights.load_model_file(path, map_location=device)
+    return NetPredictor(model, name, card, work_size or DEFAULT_WORK_SIZE, device, source=str(path))
