@@ -115,3 +115,23 @@ def test_h5_works_in_dataloader_workers(datasets):
     assert len(batches) == 2 and batches[0]["image"].shape == (2, 3, 24, 24)
     assert batches[1]["has_mask"].tolist() == [True, False]
     assert torch.equal(batches[0]["image"][0], ds[0]["image"])
+
+
+def test_reduced_decode_of_big_photos_matches_full_decode(tmp_path, chelsea):
+    big = cv2.resize(chelsea, (902, 600), interpolation=cv2.INTER_LINEAR)
+    cv2.imwrite(str(tmp_path / "big.jpg"), big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    mask = np.zeros(big.shape[:2], np.uint8)
+    mask[:, 600:] = 1
+    with open_writer(tmp_path / "b.h5") as w:
+        w.add("big", tmp_path / "big.jpg", mask)
+    ds = LabelledDataset(tmp_path / "b.h5", size=(60, 90))
+    assert ds._reduce_for("big") == 8  # 600/60 = 10 -> decode at 1/8 (75x113), then area resize
+    rgb, m, meta = ds.reader.get("big", reduce=8)
+    assert rgb.shape == (75, 113, 3) and m.shape == (75, 113) and (meta["height"], meta["width"]) == (600, 902)
+    it = ds[0]
+    full = torch.from_numpy(cv2.resize(big, (90, 60), interpolation=cv2.INTER_AREA).transpose(2, 0, 1) / 255.0)
+    assert (it["image"] - full.float()).abs().mean() < 0.02
+    ref = torch.from_numpy(cv2.resize(mask, (90, 60), interpolation=cv2.INTER_NEAREST)).float()
+    assert (it["mask"][0] != ref).sum() <= 60  # two nearest resizes may move the edge by one column
+    assert LabelledDataset(tmp_path / "b.h5", size=(60, 90), augment=True)._reduce_for("big") == 4  # room for crops
+    assert LabelledDataset(tmp_path / "b.h5", size=320)._reduce_for("big") == 1

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from dbd_core.data.formats import (FORMAT, FORMAT_VERSION, POLARITIES, SPLITS, Sample, check_mask01,
@@ -55,15 +56,25 @@ class DatasetReader:
     def sample(self, name: str) -> Sample:
         raise NotImplementedError
 
-    def get(self, name: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    def size_of(self, name: str) -> tuple[int, int] | None:
+        """(height, width) of the photo as stored in the index, or None if not recorded."""
+        raise NotImplementedError
+
+    def get(self, name: str, reduce: int = 1) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """Photo, mask and metadata. ``reduce`` (2/4/8) decodes the photo smaller (fast path for
+        training at a working size); the mask is then resized to it by nearest neighbour."""
         s = self.sample(name)
-        rgb = s.decode()
-        if s.mask is not None:
-            check_mask01(s.mask, f"{self.path}: sample {name}", rgb.shape[:2])
-        meta = {"name": name, "split": s.split, "provenance": s.provenance, "has_mask": s.mask is not None,
-                "width": rgb.shape[1], "height": rgb.shape[0],
-                "image_file": None if s.image_path is None else str(s.image_path)}
-        return rgb, s.mask, meta
+        full = self.size_of(name) if reduce > 1 else None
+        rgb = s.decode(reduce if full else 1)
+        mask = s.mask
+        if mask is not None:
+            check_mask01(mask, f"{self.path}: sample {name}", full or rgb.shape[:2])
+            if mask.shape != rgb.shape[:2]:
+                mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+        h, w = full or rgb.shape[:2]
+        meta = {"name": name, "split": s.split, "provenance": s.provenance, "has_mask": mask is not None,
+                "width": w, "height": h, "image_file": None if s.image_path is None else str(s.image_path)}
+        return rgb, mask, meta
 
     def _missing(self, name):
         raise InputError(self.path, f"no sample named {name!r}")
@@ -111,6 +122,10 @@ class FolderReader(DatasetReader):
 
     def split_of(self, name):
         return self._index[name].get("split")
+
+    def size_of(self, name):
+        e = self._index.get(name) or self._missing(name)
+        return (int(e["height"]), int(e["width"])) if e.get("height") and e.get("width") else None
 
     def sample(self, name):
         e = self._index.get(name) or self._missing(name)
@@ -172,6 +187,13 @@ class H5Reader(DatasetReader):
         except KeyError:
             self._missing(name)
 
+    def size_of(self, name):
+        try:
+            a = self._file()["samples"][name].attrs
+            return (int(a["height"]), int(a["width"]))
+        except (KeyError, OSError, ValueError, TypeError):
+            return None
+
     def sample(self, name):
         if name not in self._index:
             self._missing(name)
@@ -188,8 +210,8 @@ class H5Reader(DatasetReader):
             raise InputError(self.path, f"sample {name}: mask holds values other than 0/1")
         return Sample(name, image_bytes=data, mask=mask, split=split, provenance=prov, image_ext=ext)
 
-    def get(self, name):
-        rgb, mask, meta = super().get(name)
+    def get(self, name, reduce=1):
+        rgb, mask, meta = super().get(name, reduce)
         meta["image_file"] = f"{self.path}:/samples/{name}/image"
         return rgb, mask, meta
 
