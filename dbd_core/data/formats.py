@@ -254,6 +254,9 @@ class FolderWriter(DatasetWriter):
             raise InputError(self.path, "exists and is not a folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the final folder gets normal permissions
         (self._tmp / "images").mkdir()
         (self._tmp / "gt").mkdir()
         self._entries: list[dict] = []
