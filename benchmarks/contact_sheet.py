@@ -1,6 +1,6 @@
 """Render 16 synthetic training samples into a contact sheet for checking them by eye.
 
-    python benchmarks/contact_sheet.py [--sharp /work/shared/data/sharp] [--seed 1] [--out benchmarks/synth_contact_sheet.png]
+    python benchmarks/contact_sheet.py [--sharp /work/shared/data/sharp] [--seed 1] [--out benchmarks/synth_contact_sheet.jpg]
 
 Each cell: the rendered photo with the blur mask's outline (yellow), a mask thumbnail at the top
 right (white = blurred) and the scene type with its layer radii (px).
@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--sharp", default="/work/shared/data/sharp")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start", type=int, default=0)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "synth_contact_sheet.png"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "synth_contact_sheet.jpg"))
     args = ap.parse_args()
     cv2.setNumThreads(1)
     src = SharpPhotoSource(args.sharp, "train")

@@ -171,7 +171,7 @@ def _noise_and_jpeg(img, rng, cfg, info):
         a = _loguniform(rng, *cfg.shot_noise)
         b = _loguniform(rng, *cfg.read_noise)
         sigma = np.sqrt(a * img + b * b)
-        img = img + sigma * rng.standard_normal(img.shape).astype(np.float32)
+        img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
         info["noise"] = {"shot": round(a, 6), "read_sigma": round(b, 6)}
     out = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
     if rng.random() < cfg.p_jpeg:
