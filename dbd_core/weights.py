@@ -184,10 +184,10 @@ def shipped_weights(name: str) -> Path | None:
 def how_to_get(name: str) -> str:
     """One sentence telling a user how to obtain the weights for a shipped model name."""
     target = models_dir() / f"{name}{WEIGHTS_SUFFIX}"
+    teacher = models_dir() / f"teacher{WEIGHTS_SUFFIX}"
     recipe = (f"dbd train {name} --config resources/configs/{name}.toml"
-              + (" --teacher resources/models/teacher.pt" if name == "student" else ""))
-    return (f"train them with `{recipe}` (README, 'Training recipes') and copy the result to {target}, "
-            f"or pass a weights file with --weights FILE")
+              + (f" --teacher {teacher}" if name == "student" else "") + f" --out {target}")
+    return f"train them with `{recipe}` (README, 'Training recipes') or pass a weights file with --weights FILE"
 
 
 def require_shipped(name: str) -> Path:

@@ -1,0 +1,125 @@
+"""``dbd predict``: blur maps for photos and folders, written as DIR/<stem>.png (255 = blurred)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dbd_core.errors import InputError
+
+FORMATS = ("png", "npy")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="blur maps for photos (PNG 255 = blurred, full size)",
+        description="Write one blur map per photo: DIR/<stem>.png, 8-bit grayscale, same size as the photo, "
+        "255 = blurred (out of focus), 0 = in focus; or DIR/<stem>.npy float32 in [0,1] (1 = blurred). "
+        "Folders are expanded to their image files. Bad files are reported one line each and skipped; "
+        "the exit code is 1 if any file failed.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="photos and/or folders of photos")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", choices=("teacher", "student", "lbp"), default=None,
+                     help="shipped model (default: student); lbp needs no weights")
+    src.add_argument("--weights", metavar="FILE", help="a weights file saved by dbd (e.g. from dbd train)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--format", choices=FORMATS, default="png", help="png (8-bit, 255 = blurred) or npy (float32)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--work-size", type=int, default=None, metavar="PX",
+                   help="long side of the working resolution (default: 320 networks, 480 lbp)")
+    p.add_argument("--recursive", action="store_true", help="also take photos in sub-folders")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="only errors and the summary")
+    p.set_defaults(func=run)
+
+
+def _plan(paths: list[Path], out_dir: Path, fmt: str, overwrite: bool):
+    """Pair inputs with outputs. Returns (jobs, problems) where problems are (path, reason) lines:
+    two inputs with the same stem would write the same file, so the later ones are refused."""
+    jobs, problems, taken = [], [], {}
+    for p in paths:
+        target = out_dir / f"{p.stem}.{fmt}"
+        key = target.name.lower()  # case-insensitive file systems collide on case too
+        if key in taken:
+            problems.append((p, f"output name {target.name} already used by {taken[key]} in this batch; "
+                                f"rename one or predict them into different --out folders"))
+            continue
+        taken[key] = p
+        if target.exists() and not overwrite:
+            problems.append((p, f"{target} exists (use --overwrite to replace it)"))
+            continue
+        jobs.append((p, target))
+    return jobs, problems
+
+
+def _write(target: Path, blur_map: np.ndarray, fmt: str) -> None:
+    from dbd_core.atomic import atomic_path
+    from dbd_core.images import write_map_png
+
+    if fmt == "png":
+        write_map_png(target, blur_map)
+    else:
+        with atomic_path(target) as tmp:
+            np.save(tmp, blur_map.astype(np.float32), allow_pickle=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dbd_core.images import expand_paths
+    from dbd_core.predict import load_predictor
+
+    if args.threads is not None and args.threads < 1:
+        raise InputError(None, "--threads must be >= 1")
+    name = args.weights or args.model or "student"
+    predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size)
+    paths = expand_paths(args.paths, recursive=args.recursive)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "--out exists and is not a folder")
+    jobs, problems = _plan(paths, out_dir, args.format, args.overwrite)
+    failed = 0
+    for p, reason in problems:
+        print(f"{p}: {reason}", file=sys.stderr)
+        failed += 1
+    if not jobs and not problems:
+        print("dbd predict: no image files found in the given paths", file=sys.stderr)
+        return 1
+    tty = sys.stderr.isatty() and not args.quiet
+    total_ms, done = 0.0, 0
+    for i, (p, target) in enumerate(jobs, 1):
+        t0 = time.perf_counter()
+        try:
+            blur_map = predictor.predict(p)
+            _write(target, blur_map, args.format)
+        except InputError as e:
+            if tty:
+                sys.stderr.write("\r\x1b[K")
+            print(f"{p}: {e.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        except MemoryError:
+            print(f"{p}: out of memory (photo too large for this machine)", file=sys.stderr)
+            failed += 1
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        total_ms += ms
+        done += 1
+        h, w = blur_map.shape
+        line = f"[{i}/{len(jobs)}] {p.name} -> {target} ({w}x{h}, {ms:.0f} ms)"
+        if tty:  # one updating progress line on a terminal
+            sys.stderr.write("\r\x1b[K" + line)
+            sys.stderr.flush()
+        elif not args.quiet:
+            print(line, file=sys.stderr)
+    if tty:
+        sys.stderr.write("\n")
+    avg = f", {total_ms / done:.0f} ms per image" if done else ""
+    print(f"dbd predict: {done} map(s) written to {out_dir} with {predictor.name}{avg}; {failed} failed",
+          file=sys.stderr)
+    return 1 if failed else 0
