@@ -38,7 +38,8 @@ def count_flops(model: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
     model.eval()
     try:
         counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
+        # no_grad, not inference_mode: FlopCounterMode trips over parametrized (spectral-norm) weights there.
+        with torch.no_grad(), counter:
             _run(model, _dummy_input(model, size))
         return int(counter.get_total_flops())
     finally:

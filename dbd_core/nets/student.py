@@ -1,0 +1,75 @@
+"""The student: a compact blur detector for small devices (budget: <= 1.5 M parameters, <= 1 GFLOP and about
+15 ms on a 2-core CPU at 320x320), trained by distillation from the teacher.
+
+Design, driven by what costs time on a CPU (memory traffic of wide high-resolution maps, not multiply-adds):
+  * context path: the pretrained Lite0 encoder up to stride 16 (levels 1-4) runs on the image at half
+    resolution, so its outputs sit at strides 4, 8, 16, 32 of the photo. The expensive part of Lite0 is its
+    96/144-channel expansions at strides 2-4; at half resolution they cost a quarter;
+  * detail path: the same pretrained stem and first block (shared weights) on the full-resolution image give
+    stride-2 features, where fine blur cues (a 1.5 px disk) survive;
+  * a light top-down decoder (1x1 laterals, depthwise-separable merges, a CAM on the deepest level), side
+    outputs at strides 16 and 4 for deep supervision, a stride-2 head;
+  * a full-resolution refinement: the upsampled logits and the image through two small 3x3 convs (residual),
+    so map edges can snap to image edges.
+Feature correspondence for distillation: ``features[i]`` has stride ``feature_strides[i]`` = 2, 4, 8, 16, 32,
+the same as the teacher's ``features[i]``; channels are in ``feature_channels`` (adapters are the trainer's).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dbd_core.nets.backbone import LEVEL_CHANNELS, EfficientNetLite0
+from dbd_core.nets.blocks import CAM, ConvBNReLU, SeparableConv, upsample_to
+from dbd_core.nets.registry import NetOutput, register
+
+
+class CompactStudent(nn.Module):
+    def __init__(self, width: int = 24, detail_width: int = 16, pretrained: bool = True, freeze_levels: int = 0):
+        super().__init__()
+        # levels=4: Lite0 up to its stride-16 stage (112 channels), no 192/320-channel stages.
+        self.encoder = EfficientNetLite0(pretrained=pretrained, levels=4, head=False, freeze_levels=freeze_levels)
+        enc_ch = LEVEL_CHANNELS[:4]  # 16, 24, 40, 112 -> photo strides 4, 8, 16, 32
+        self.feature_channels = (detail_width, width, width, width, width)
+        self.feature_strides = (2, 4, 8, 16, 32)
+
+        self.top = nn.Sequential(ConvBNReLU(enc_ch[3], width, 1), CAM(width))
+        self.laterals = nn.ModuleList(ConvBNReLU(c, width, 1) for c in enc_ch[:3])
+        self.merges = nn.ModuleList(SeparableConv(width, width) for _ in enc_ch[:3])
+        self.detail_lateral = ConvBNReLU(LEVEL_CHANNELS[0], detail_width, 1)
+        self.detail_reduce = ConvBNReLU(width, detail_width, 1)
+        self.detail_merge = SeparableConv(detail_width, detail_width)
+
+        self.side16 = nn.Conv2d(width, 1, 1)
+        self.side4 = nn.Conv2d(width, 1, 1)
+        self.head = nn.Conv2d(detail_width, 1, 3, padding=1)
+        self.refine = nn.Sequential(ConvBNReLU(4, 8, 3), nn.Conv2d(8, 1, 3, padding=1))
+        # The refinement starts as the identity (zero residual) so early training sees the head's map.
+        nn.init.zeros_(self.refine[1].weight)
+        nn.init.zeros_(self.refine[1].bias)
+
+    def forward(self, x: torch.Tensor) -> NetOutput:
+        size = x.shape[-2:]
+        detail = self.encoder.features(x, upto=1)[0]  # stride 2
+        # 2x2 mean with ceil_mode keeps odd sizes: ceil(ceil(H/2)/2^k) == ceil(H/2^(k+1)) for every level.
+        half = F.avg_pool2d(x, 2, ceil_mode=True)
+        e = self.encoder.features(half)  # strides 4, 8, 16, 32 of the photo
+
+        p = [None, None, None, None, self.top(e[3])]
+        for i in (2, 1, 0):  # strides 16, 8, 4
+            p[i + 1] = self.merges[i](self.laterals[i](e[i]) + upsample_to(p[i + 2], e[i]))
+        p[0] = self.detail_merge(self.detail_lateral(detail) + upsample_to(self.detail_reduce(p[1]), detail))
+
+        coarse = upsample_to(self.head(p[0]), size)
+        logits = coarse + self.refine(torch.cat([x - 0.5, coarse], 1))
+        sides = [upsample_to(self.side16(p[3]), size), upsample_to(self.side4(p[1]), size), coarse]
+        return NetOutput(logits=logits, sides=sides, features=p)
+
+
+@register("student", "compact Lite0-based student (<= 1.5 M params, <= 1 GFLOP at 320x320)")
+def build_student(width: int = 24, detail_width: int = 16, pretrained: bool = True,
+                  freeze_levels: int = 0) -> CompactStudent:
+    return CompactStudent(width=width, detail_width=detail_width, pretrained=pretrained,
+                          freeze_levels=freeze_levels)
