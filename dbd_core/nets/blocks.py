@@ -109,11 +109,12 @@ class DenseASPP(nn.Module):
         self.branches = nn.ModuleList()
         ch = cin
         for d in dilations:
-            conv = (ConvBNReLU(width * 2, width, 3, dilation=d, groups=width * 2) if separable
-                    else ConvBNReLU(width * 2, width, 3, dilation=d))
-            # With the depthwise form the 1x1 that follows mixes channels again.
-            tail = [ConvBNReLU(width, width, 1)] if separable else []
-            self.branches.append(nn.Sequential(ConvBNReLU(ch, width * 2, 1), conv, *tail))
+            if separable:  # depthwise dilated 3x3, then a 1x1 mixes channels again
+                conv = [ConvBNReLU(width * 2, width * 2, 3, dilation=d, groups=width * 2),
+                        ConvBNReLU(width * 2, width, 1)]
+            else:
+                conv = [ConvBNReLU(width * 2, width, 3, dilation=d)]
+            self.branches.append(nn.Sequential(ConvBNReLU(ch, width * 2, 1), *conv))
             ch += width
         self.out_channels = ch
 
