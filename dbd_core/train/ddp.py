@@ -47,6 +47,16 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def sync_buffers(self, modules) -> None:
+        """Copy rank 0's buffers (BatchNorm running statistics) to every rank. DDP broadcasts them at
+        the start of each forward, so after the last step each rank still holds its own; saved and
+        validated networks must be the same on every rank."""
+        if not self.enabled:
+            return
+        for m in modules:
+            for b in m.buffers():
+                dist.broadcast(b.data, src=0)
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

@@ -175,6 +175,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     total = run["steps"]
 
     def save_ckpt() -> Path:
+        ctx.sync_buffers(objective.state_modules().values())
         if ctx.is_main:
             ckpt.save_checkpoint(ckpt_path, step=step, modules=objective.state_modules(),
                                  optimizers=objective.optimizers(), schedulers=scheds, config=to_plain(cfg),
@@ -193,6 +194,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
 
     def validate() -> Event:
         nonlocal bad_vals, last_metrics
+        ctx.sync_buffers([model])
         metrics = evaluate(model, val_set, ctx.device, batch_size=bs, max_batches=vcfg["batches"],
                            loss_fn=objective.val_loss)
         score = metrics.get("val_loss", -metrics.get("f_beta", 0.0))  # lower is better
@@ -254,6 +256,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                 stopped_early = True
                 break
 
+    ctx.sync_buffers(objective.state_modules().values())
     if val_set is not None:
         yield validate()
     if best["state"] is not None and best["step"] != step:
