@@ -140,3 +140,25 @@ def test_flop_counter_counts_multiply_adds_twice():
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     assert count_flops(conv, (10, 10)) == 2 * 10 * 10 * 8 * 3 * 9
     assert count_parameters(conv) == 8 * 3 * 9
+
+
+def test_eval_batchnorm_folding_matches_unfolded_and_tracks_weight_changes():
+    torch.manual_seed(1)
+    block = blocks.ConvBNReLU(8, 12, 3)
+    with torch.no_grad():  # non-trivial statistics so folding has something to get wrong
+        block[1].running_mean.uniform_(-1, 1)
+        block[1].running_var.uniform_(0.5, 2)
+        block[1].weight.uniform_(0.5, 1.5)
+    block.eval()
+    x = torch.randn(2, 8, 9, 11)
+    reference = lambda: torch.relu(block[1](block[0](x)))  # noqa: E731
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference(), rtol=1e-5, atol=1e-5)
+        block[0].weight.mul_(2.0)  # the cached folded weights must notice
+        torch.testing.assert_close(block(x), reference(), rtol=1e-5, atol=1e-5)
+        block.train()(x)  # updates running statistics in the kernel (no version bump)
+        block.eval()
+        torch.testing.assert_close(block(x), reference(), rtol=1e-5, atol=1e-5)
+    out = block(x)  # with autograd: folded on the fly, gradients flow to conv and BN affine
+    out.sum().backward()
+    assert block[0].weight.grad is not None and block[1].weight.grad is not None

@@ -20,6 +20,8 @@ import os
 import torch
 from torch import nn
 
+from dbd_core.nets.blocks import conv_bn
+
 # (expand ratio, kernel, stride of the first block, input channels, output channels, repeats)
 LITE0_STAGES = [
     (1, 3, 1, 32, 16, 1),
@@ -70,9 +72,9 @@ class MBConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         if self.has_expand:
-            h = self.act(self._bn0(self._expand_conv(h)))
-        h = self.act(self._bn1(self._depthwise_conv(h)))
-        h = self._bn2(self._project_conv(h))
+            h = self.act(conv_bn(self._expand_conv, self._bn0, h))
+        h = self.act(conv_bn(self._depthwise_conv, self._bn1, h))
+        h = conv_bn(self._project_conv, self._bn2, h)
         # No drop-connect: it only matters for ImageNet-scale training, and it would make eval != train paths.
         return h + x if self.use_residual else h
 
@@ -163,7 +165,7 @@ class EfficientNetLite0(nn.Module):
         """RGB in [0, 1] -> feature maps at strides 2, 4, 8, 16, 32 (the first ``upto`` of them, default all
         ``levels``), channels 16, 24, 40, 112, 320. Sizes are ceil(H / stride)."""
         upto = self.levels if upto is None else min(upto, self.levels)
-        h = self.act(self._bn0(self._conv_stem(self.normalize(x))))
+        h = self.act(conv_bn(self._conv_stem, self._bn0, self.normalize(x)))
         out = []
         wanted = LEVEL_LAST_BLOCK[:upto]
         for i, block in enumerate(self._blocks[: wanted[-1] + 1]):
@@ -177,7 +179,7 @@ class EfficientNetLite0(nn.Module):
         if not self.has_head:
             raise RuntimeError("this encoder was built without the classifier head")
         h = self.features(x)[-1]
-        h = self.act(self._bn1(self._conv_head(h)))
+        h = self.act(conv_bn(self._conv_head, self._bn1, h))
         h = self._dropout(self._avg_pooling(h).flatten(1))
         return self._fc(h)
 

@@ -78,3 +78,28 @@ def describe_model(model: nn.Module, size: tuple[int, int] = (320, 320)) -> dict
         "trainable_params": count_parameters(model, trainable_only=True),
         "gflops_320": count_flops(model, size) / 1e9,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dbd_core.nets.flops [names...]``: params, GFLOPs and CPU latency (2 threads, 320x320)."""
+    import argparse
+
+    from dbd_core.nets.registry import build_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("names", nargs="*", default=["teacher", "student", "patchgan"])
+    parser.add_argument("--size", type=int, nargs=2, default=(320, 320), metavar=("H", "W"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds (the machine may be shared)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for name in args.names:
+        model = build_model(name)
+        desc = describe_model(model, tuple(args.size))
+        lat = [measure_latency(model, tuple(args.size), threads=args.threads) for _ in range(args.rounds)]
+        print(f"{name:10s} params {desc['params'] / 1e6:6.3f} M  GFLOPs(2xMAC) {desc['gflops_320']:6.3f}  "
+              f"latency ms (median of 20, per round) {' '.join(f'{t:7.1f}' for t in lat)}")
+
+
+if __name__ == "__main__":
+    main()

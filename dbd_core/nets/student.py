@@ -9,8 +9,9 @@ Design, driven by what costs time on a CPU (memory traffic of wide high-resoluti
     stride-2 features, where fine blur cues (a 1.5 px disk) survive;
   * a light top-down decoder (1x1 laterals, depthwise-separable merges, a CAM on the deepest level), side
     outputs at strides 16 and 4 for deep supervision, a stride-2 head;
-  * a full-resolution refinement: the upsampled logits and the image through two small 3x3 convs (residual),
-    so map edges can snap to image edges.
+  * no full-resolution stage: a 4->8->1 conv refinement on (image, map) at 320x320 cost 2 ms (a quarter of
+    the whole network) for edges that the stride-2 detail path already resolves; the stride-2 map is
+    upsampled bilinearly.
 Feature correspondence for distillation: ``features[i]`` has stride ``feature_strides[i]`` = 2, 4, 8, 16, 32,
 the same as the teacher's ``features[i]``; channels are in ``feature_channels`` (adapters are the trainer's).
 """
@@ -45,16 +46,18 @@ class CompactStudent(nn.Module):
         self.side16 = nn.Conv2d(width, 1, 1)
         self.side4 = nn.Conv2d(width, 1, 1)
         self.head = nn.Conv2d(detail_width, 1, 3, padding=1)
-        self.refine = nn.Sequential(ConvBNReLU(4, 8, 3), nn.Conv2d(8, 1, 3, padding=1))
-        # The refinement starts as the identity (zero residual) so early training sees the head's map.
-        nn.init.zeros_(self.refine[1].weight)
-        nn.init.zeros_(self.refine[1].bias)
+        # NHWC ("channels_last") weights and activations: oneDNN's depthwise and 1x1 convs run about 25-30%
+        # faster in this layout on CPU. Loading a state dict keeps the layout (copy_ preserves strides).
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> NetOutput:
         size = x.shape[-2:]
+        x = x.contiguous(memory_format=torch.channels_last)
         detail = self.encoder.features(x, upto=1)[0]  # stride 2
-        # 2x2 mean with ceil_mode keeps odd sizes: ceil(ceil(H/2)/2^k) == ceil(H/2^(k+1)) for every level.
-        half = F.avg_pool2d(x, 2, ceil_mode=True)
+        # Half size rounded up: ceil(ceil(H/2)/2^k) == ceil(H/2^(k+1)), so every level matches the teacher's.
+        # (Bilinear at exactly 1/2 is the 2x2 mean, and 5x cheaper than avg_pool2d with ceil_mode here.)
+        half = F.interpolate(x, size=((size[0] + 1) // 2, (size[1] + 1) // 2), mode="bilinear",
+                             align_corners=False)
         e = self.encoder.features(half)  # strides 4, 8, 16, 32 of the photo
 
         p = [None, None, None, None, self.top(e[3])]
@@ -62,9 +65,8 @@ class CompactStudent(nn.Module):
             p[i + 1] = self.merges[i](self.laterals[i](e[i]) + upsample_to(p[i + 2], e[i]))
         p[0] = self.detail_merge(self.detail_lateral(detail) + upsample_to(self.detail_reduce(p[1]), detail))
 
-        coarse = upsample_to(self.head(p[0]), size)
-        logits = coarse + self.refine(torch.cat([x - 0.5, coarse], 1))
-        sides = [upsample_to(self.side16(p[3]), size), upsample_to(self.side4(p[1]), size), coarse]
+        logits = upsample_to(self.head(p[0]), size)
+        sides = [upsample_to(self.side16(p[3]), size), upsample_to(self.side4(p[1]), size)]
         return NetOutput(logits=logits, sides=sides, features=p)
 
 

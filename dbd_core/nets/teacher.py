@@ -78,6 +78,9 @@ class DeFusionTeacher(nn.Module):
         # Start the fusion as the mean of the side maps: a sensible map from step one of training.
         nn.init.constant_(self.fuse_out.weight, 1.0 / len(widths))
         nn.init.zeros_(self.fuse_out.bias)
+        # NHWC ("channels_last") layout: oneDNN's depthwise/1x1 convs run ~30% faster on CPU, in training too.
+        # Loading a state dict keeps the layout (copy_ preserves strides).
+        self.to(memory_format=torch.channels_last)
 
     def _fshf(self, feats: list[torch.Tensor]) -> torch.Tensor:
         ref = feats[1]  # stride 4: fine enough for edges, 4x cheaper than stride 2
@@ -89,6 +92,7 @@ class DeFusionTeacher(nn.Module):
 
     def forward(self, x: torch.Tensor) -> NetOutput:
         size = x.shape[-2:]
+        x = x.contiguous(memory_format=torch.channels_last)
         enc = self.encoder.features(x)
         deepest = self.nonlocal_attn(self.context(enc[4]))
         feats = [r(f) for r, f in zip(self.reduce, enc[:4] + [deepest])]
