@@ -161,11 +161,15 @@ class EfficientNetLite0(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the stem's 32-channel activation at stride 2 (edge/texture filters)."""
+        return self.act(conv_bn(self._conv_stem, self._bn0, self.normalize(x)))
+
     def features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         """RGB in [0, 1] -> feature maps at strides 2, 4, 8, 16, 32 (the first ``upto`` of them, default all
         ``levels``), channels 16, 24, 40, 112, 320. Sizes are ceil(H / stride)."""
         upto = self.levels if upto is None else min(upto, self.levels)
-        h = self.act(conv_bn(self._conv_stem, self._bn0, self.normalize(x)))
+        h = self.stem(x)
         out = []
         wanted = LEVEL_LAST_BLOCK[:upto]
         for i, block in enumerate(self._blocks[: wanted[-1] + 1]):
