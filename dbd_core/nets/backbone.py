@@ -38,8 +38,10 @@ LEVEL_LAST_BLOCK = (0, 2, 4, 10, 15)
 LEVEL_CHANNELS = (16, 24, 40, 112, 320)
 LEVEL_STRIDES = (2, 4, 8, 16, 32)
 
-# TF batch-norm settings the weights were trained with (momentum 0.99 in TF == 0.01 in PyTorch).
-_BN = dict(eps=1e-3, momentum=0.01)
+# eps is part of the trained function (TF used 1e-3). Momentum only matters when fine-tuning: TF's 0.99
+# (0.01 here) lets running statistics lag far behind weights that change fast on a new task (eval-mode
+# pixel accuracy 0.66 vs 0.88 in train mode after 200 steps in our check), so use PyTorch's 0.1.
+_BN = dict(eps=1e-3, momentum=0.1)
 
 IMAGENET_MEAN = 127.0 / 255.0
 IMAGENET_STD = 128.0 / 255.0
