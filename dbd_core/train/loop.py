@@ -281,8 +281,13 @@ def _loader(dataset, batches: list[list[int]], cfg: dict, epoch: int, pos: int) 
     # A dedicated generator: creating the iterator must not draw from the global RNG, or a resumed
     # run (which creates it mid-epoch) would diverge from an uninterrupted one.
     g = torch.Generator().manual_seed(cfg["run"]["seed"] * 100003 + epoch)
-    return DataLoader(dataset, batch_sampler=batches[pos:], num_workers=cfg["data"]["workers"],
-                      collate_fn=_collate, generator=g, persistent_workers=False)
+    workers = cfg["data"]["workers"]
+    # Spawned, not forked: a fork taken after OpenCV or OpenMP started their thread pools in this
+    # process (validation renders and runs the net first) deadlocks the worker's first cv2 call.
+    context = "spawn" if workers > 0 else None
+    return DataLoader(dataset, batch_sampler=batches[pos:], num_workers=workers,
+                      collate_fn=_collate, generator=g, persistent_workers=False,
+                      multiprocessing_context=context)
 
 
 def _objective(cfg: dict, model: nn.Module, job: TrainJob, ctx: ddp.DistContext):

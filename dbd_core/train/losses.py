@@ -38,7 +38,8 @@ REGION = {"iou": soft_iou, "dice": dice}
 def content_terms(logits: torch.Tensor, sides: list[torch.Tensor], target: torch.Tensor, *, bce_w: float,
                   region: str, region_w: float, side_w: float) -> dict[str, torch.Tensor]:
     """The content loss, by term: BCE + region term on the fused map and on every deep-supervision
-    output (side outputs weighted by ``side_w`` each, as in DeFusionNet's per-layer supervision)."""
+    output. The side term is ``side_w`` times the MEAN over side outputs: DeFusionNet supervises every
+    layer at every step (15 outputs here), and a plain sum would let them outweigh the fused map."""
     terms: dict[str, torch.Tensor] = {}
     region_fn = REGION.get(region)
 
@@ -50,7 +51,7 @@ def content_terms(logits: torch.Tensor, sides: list[torch.Tensor], target: torch
 
     terms["content"] = one(logits)
     if sides and side_w:
-        terms["side"] = side_w * sum(one(s) for s in sides)
+        terms["side"] = side_w * sum(one(s) for s in sides) / len(sides)
     return terms
 
 
