@@ -8,15 +8,18 @@ so a crash or kill at any moment leaves the previous or the new version of each 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dbd_core.atomic import write_json
+from dbd_core.atomic import write_bytes, write_json
 from dbd_core.errors import InputError
 from dbd_core.images import read_mask, write_png
 
@@ -41,11 +44,23 @@ def _safe_name(stem: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "photo"
 
 
+def auto_project_name(paths) -> str:
+    """A stable folder name for the photo set the user opened (files and folders as given), so
+    opening the same set again finds its masks: ``<first item>-<hash of the sorted full paths>``.
+    Folders are hashed as folders, so photos added to them later keep the same project."""
+    keys = sorted({str(Path(p).resolve()) for p in paths})
+    if not keys:
+        return time.strftime("untitled-%Y%m%d-%H%M%S")
+    digest = hashlib.sha1("\n".join(keys).encode("utf-8")).hexdigest()[:10]
+    return f"{_safe_name(Path(keys[0]).stem)[:40]}-{digest}"
+
+
 class ProjectStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.photos: list[PhotoEntry] = []
         self.view: dict = {"current": 0}
+        self.models: dict = {}  # role -> {"active": version name | None, "versions": [...]} (annotate.versions)
 
     # ---------------------------------------------------------------- open / save
     @classmethod
@@ -63,6 +78,7 @@ class ProjectStore:
             known = set(PhotoEntry.__dataclass_fields__)
             store.photos = [PhotoEntry(**{k: v for k, v in p.items() if k in known}) for p in data.get("photos", [])]
             store.view = dict(data.get("view", {"current": 0}))
+            store.models = dict(data.get("models", {}))
         else:
             store.folder.mkdir(parents=True, exist_ok=True)
             store.save_index()
@@ -75,7 +91,8 @@ class ProjectStore:
             d["path"] = self._portable(p.path)
             photos.append(d)
         write_json(self.folder / "project.json", {"format": FORMAT, "version": VERSION, "mask_polarity": "blur-white",
-                                                  "photos": photos, "view": self.view})
+                                                  "photos": photos, "view": self.view,
+                                                  "models": self.models})
 
     def _portable(self, path: str) -> str:
         """Store paths inside the project folder relative to it, so the project can be moved."""
@@ -88,6 +105,27 @@ class ProjectStore:
     def resolve(self, entry: PhotoEntry) -> Path:
         p = Path(entry.path)
         return p if p.is_absolute() else self.folder / p
+
+    def move_to(self, folder: str | os.PathLike, remove_old: bool = False) -> "ProjectStore":
+        """The same project in ``folder``: every saved mask copied over (atomically), the index
+        written there last (so a crash leaves no index naming missing masks). ``remove_old``
+        deletes this folder afterwards (an automatic project that the user has now named)."""
+        new = ProjectStore.open(folder)
+        if new.folder.resolve() == self.folder.resolve():
+            return self
+        for e in self.photos:
+            src = self.mask_path(e)
+            if src.exists():
+                write_bytes(new.mask_path(e), src.read_bytes())
+        # Photo paths relative to the old folder must keep pointing at the same files. The entry
+        # objects themselves move along (the studio holds references to them).
+        for e in self.photos:
+            e.path = str(self.resolve(e).resolve())
+        new.photos, new.view = self.photos, self.view
+        new.save_index()
+        if remove_old and self.folder.resolve() not in new.folder.resolve().parents:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return new
 
     # ---------------------------------------------------------------- photos
     def add_photos(self, paths) -> list[PhotoEntry]:
