@@ -19,6 +19,7 @@ COMMANDS = [
     "synth",
     "train",
     "finetune",
+    "export-onnx",
 ]
 
 
