@@ -40,6 +40,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "kwargs": (_ANY_TABLE, {}, None),
         "init": (str, "", None),                # weights file to start from ("" = as built)
         "freeze": (list, [], None),             # parameter-name prefixes kept frozen (e.g. early backbone)
+        "freeze_levels": (int, 0, None),        # EfficientNet encoder: stem + first N levels frozen (BN too)
         "save_half": (bool, False, None),
     },
     "discriminator": {

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dbd_core.train import losses as L
-from dbd_core.train.objectives import Adversary, SupervisedObjective, check_finite
+from dbd_core.train.objectives import Adversary, SupervisedObjective, check_finite, labelled_of, take
 
 
 class StudentObjective(SupervisedObjective):
@@ -37,16 +37,16 @@ class StudentObjective(SupervisedObjective):
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         lw = self.cfg["loss"]
         image, mask = batch["image"], batch["mask"]
-        labelled = torch.as_tensor(batch["has_mask"], dtype=torch.bool, device=image.device).reshape(-1)
+        labelled = labelled_of(batch, image)
+        here = bool(labelled.any())
         with torch.no_grad():
             t_out = self.teacher(image)
             t_prob = torch.sigmoid(t_out.logits)
         out = self.model(image)
         prob = torch.sigmoid(out.logits)
         terms: dict[str, torch.Tensor] = {}
-        if labelled.any() and (lw["bce"] or lw["region_weight"]):
-            sub = type(out)(out.logits[labelled], [s[labelled] for s in out.sides])
-            terms.update(self.content(sub, mask[labelled]))
+        if here and (lw["bce"] or lw["region_weight"]):
+            terms.update(self.content(take(out, labelled), take(mask, labelled)))
         else:
             terms["content"] = out.logits.sum() * 0.0  # keeps every parameter in the graph (DDP)
         if lw["consistency"]:
@@ -54,8 +54,9 @@ class StudentObjective(SupervisedObjective):
         if lw["feature"]:
             terms["feature"] = lw["feature"] * L.FEATURE[lw["feature_kind"]](out.features, t_out.features)
         adv_on = step >= lw["adv_start"]
-        if adv_on and "d2" in self.adversaries and labelled.any():
-            terms["adv"] = lw["adv"] * self.adversaries["d2"].generator_term(image[labelled], prob[labelled])
+        if adv_on and "d2" in self.adversaries and here:
+            terms["adv"] = lw["adv"] * self.adversaries["d2"].generator_term(take(image, labelled),
+                                                                             take(prob, labelled))
         if adv_on and "d3" in self.adversaries:
             terms["adv_distill"] = lw["adv_distill"] * self.adversaries["d3"].generator_term(image, prob)
         total = sum(terms.values())
@@ -63,18 +64,10 @@ class StudentObjective(SupervisedObjective):
         self._g_step(total)
         result = {k: float(v.detach()) for k, v in terms.items()}
         if adv_on:
-            clip = self.cfg["optim"]["grad_clip"]
-            if "d2" in self.adversaries and labelled.any():
-                d2 = self.adversaries["d2"]
-                dl = d2.discriminator_loss(image[labelled], mask[labelled], prob[labelled])
-                check_finite({"d2": dl}, self.any_rank)
-                d2.step(dl, clip)
-                result["d2"] = float(dl.detach())
+            # D2 sees labelled items only: some ranks may have none in this batch (see _d_step).
+            if "d2" in self.adversaries:
+                self._d_step("d2", image, mask, prob, labelled, result)
             if "d3" in self.adversaries:
-                d3 = self.adversaries["d3"]
-                dl = d3.discriminator_loss(image, t_prob, prob)
-                check_finite({"d3": dl}, self.any_rank)
-                d3.step(dl, clip)
-                result["d3"] = float(dl.detach())
+                self._d_step("d3", image, t_prob, prob, torch.ones_like(labelled), result)
         result["total"] = float(total.detach())
         return result

@@ -85,6 +85,16 @@ def lr_lambda(cfg: dict) -> Callable[[int], float]:
     return f
 
 
+def apply_lr(optimizers: dict, base_lrs: dict, factor: float) -> None:
+    """Set every optimizer's rate to base x factor. The schedule is a pure function of the global step,
+    set before each step, instead of torch LR schedulers: a discriminator's optimizer does not step
+    before ``loss.adv_start`` (nor D2 on steps without a labelled photo), and a scheduler stepped past an
+    idle optimizer warns and drifts from the step count."""
+    for k, o in optimizers.items():
+        for g, base in zip(o.param_groups, base_lrs[k]):
+            g["lr"] = base * factor
+
+
 def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
     from dbd_core.nets import build_model
 
@@ -104,12 +114,24 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         raise DBDError(f"model.kwargs do not fit network {m['name']!r}: {e}") from None
 
 
-def _freeze(model: nn.Module, prefixes: list[str]) -> int:
+def _freeze(model: nn.Module, prefixes: list[str], levels: int = 0) -> int:
+    """Freeze parameters by name prefix and (``levels`` > 0) the encoder's stem and first levels, whose
+    batch-norm statistics then also stay fixed (the backbone keeps frozen levels in eval mode)."""
+    enc = getattr(model, "encoder", None)
+    if levels:
+        if not hasattr(enc, "freeze_levels"):
+            raise DBDError(f"model.freeze_levels: network {getattr(model, 'arch_name', '?')!r} has no "
+                           "EfficientNet encoder to freeze")
+        if levels > enc.levels:
+            raise DBDError(f"model.freeze_levels: {levels} is more than the encoder's {enc.levels} levels")
+        if levels > enc.freeze_levels:
+            enc.freeze_levels = levels
+            enc._apply_freeze()
     n = 0
     for name, p in model.named_parameters():
         if any(name.startswith(pre) for pre in prefixes):
             p.requires_grad_(False)
-            n += p.numel()
+        n += 0 if p.requires_grad else p.numel()
     return n
 
 
@@ -155,7 +177,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
 
     model = _build_model(cfg, job).to(ctx.device)
-    frozen = _freeze(model, cfg["model"]["freeze"])
+    frozen = _freeze(model, cfg["model"]["freeze"], cfg["model"].get("freeze_levels", 0))
     train_set, val_set = _datasets(cfg, job)
     bs = cfg["data"]["batch_size"]
     per_epoch = len(epoch_batches(len(train_set), bs, run["seed"], 0, ctx))
@@ -163,13 +185,28 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         raise DBDError(f"the training data has {len(train_set)} items: too few for batch size {bs} "
                        f"on {ctx.world_size} process(es)")
     objective = _objective(cfg, model, job, ctx)
-    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(cfg)) for k, o in objective.optimizers().items()}
+    optimizers = objective.optimizers()
+    base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in optimizers.items()}
+    lr_at = lr_lambda(cfg)
+
+    # Early stopping / best-weights state; checkpointed so a resumed run stops (and restores) exactly
+    # where an uninterrupted one would.
+    vcfg = cfg["val"]
+    best = {"score": None, "step": None, "metrics": None, "state": None}
+    es = {"bad_vals": 0, "stopped_early": False, "last_metrics": None, "last_val_step": None}
 
     step = 0
     if job.resume and ckpt_path.is_file():
         payload = ckpt.load_checkpoint(ckpt_path, map_location=ctx.device)
-        step = ckpt.restore(payload, modules=objective.state_modules(), optimizers=objective.optimizers(),
-                            schedulers=scheds, path=ckpt_path)
+        # Old checkpoints carry LambdaLR states: the rate is recomputed from the step, so they are ignored.
+        step = ckpt.restore(payload, modules=objective.state_modules(), optimizers=optimizers,
+                            schedulers={}, path=ckpt_path)
+        saved = (payload.get("extra") or {}).get("early_stopping")  # absent in checkpoints before it existed
+        if saved:
+            best.update(score=saved["best_score"], step=saved["best_step"], metrics=saved["best_metrics"],
+                        state=saved.get("best_state"))
+            es.update(bad_vals=saved["bad_vals"], stopped_early=saved["stopped_early"],
+                      last_metrics=saved["last_metrics"], last_val_step=saved.get("last_val_step"))
     elif job.resume:
         raise DBDError(f"{ckpt_path}: no checkpoint to resume from")
     total = run["steps"]
@@ -177,9 +214,11 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     def save_ckpt() -> Path:
         ctx.sync_buffers(objective.state_modules().values())
         if ctx.is_main:
+            early = {"best_score": best["score"], "best_step": best["step"], "best_metrics": best["metrics"],
+                     "best_state": best["state"], **es}
             ckpt.save_checkpoint(ckpt_path, step=step, modules=objective.state_modules(),
-                                 optimizers=objective.optimizers(), schedulers=scheds, config=to_plain(cfg),
-                                 extra={"world_size": ctx.world_size})
+                                 optimizers=optimizers, schedulers={}, config=to_plain(cfg),
+                                 extra={"world_size": ctx.world_size, "early_stopping": early})
         ctx.barrier()
         return ckpt_path
 
@@ -188,12 +227,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
            "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
            "frozen_parameters": frozen, "steps_per_epoch": per_epoch}
 
-    vcfg = cfg["val"]
-    best = {"score": None, "step": None, "metrics": None, "state": None}
-    bad_vals, stopped_early, last_metrics = 0, False, None
-
     def validate() -> Event:
-        nonlocal bad_vals, last_metrics
         ctx.sync_buffers([model])
         metrics = evaluate(model, val_set, ctx.device, batch_size=bs, max_batches=vcfg["batches"],
                            loss_fn=objective.val_loss)
@@ -202,10 +236,10 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         if improved:
             best.update(score=score, step=step, metrics=metrics,
                         state=copy.deepcopy(model.state_dict()) if vcfg["restore_best"] else None)
-            bad_vals = 0
+            es["bad_vals"] = 0
         else:
-            bad_vals += 1
-        last_metrics = metrics
+            es["bad_vals"] += 1
+        es["last_metrics"], es["last_val_step"] = metrics, step
         return {"type": "val", "step": step, "metrics": metrics, "best": improved}
 
     if val_set is not None and step == 0 and vcfg["every"]:
@@ -214,7 +248,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     objective.train()
     batches, batches_epoch, last_terms = None, -1, None
     t_window, n_window = time.perf_counter(), 0
-    while step < total:
+    while step < total and not es["stopped_early"]:
         if ctx.any(cancelled()):
             path = save_ckpt()
             yield {"type": "cancelled", "step": step, "checkpoint": str(path)}
@@ -226,6 +260,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                              cfg, epoch, pos)
             batches, batches_epoch = iter(loader), epoch
         batch = {k: (v.to(ctx.device) if torch.is_tensor(v) else v) for k, v in next(batches).items()}
+        apply_lr(optimizers, base_lrs, lr_at(step))
+        lr_now = optimizers["model"].param_groups[0]["lr"]
         try:
             terms = objective.train_step(batch, step)
             last_terms = terms
@@ -236,8 +272,6 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                    "message": f"step {step + 1}: {e}: training diverged and was stopped (lower optim.lr?)"
                               f"{last}"}
             return
-        for s in scheds.values():
-            s.step()
         step += 1
         n_window += len(batch["image"]) * ctx.world_size
         if step % max(1, run["log_every"]) == 0 or step == total:
@@ -245,19 +279,18 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
             rate = n_window / max(now - t_window, 1e-9)
             eta = (total - step) * bs * ctx.world_size / max(rate, 1e-9)
             yield {"type": "step", "step": step, "epoch": epoch, "total_steps": total, "losses": terms,
-                   "lr": objective.optimizers()["model"].param_groups[0]["lr"], "samples_per_s": rate,
+                   "lr": lr_now, "samples_per_s": rate,
                    "eta_s": eta, "elapsed_s": now - t0}
             t_window, n_window = now, 0
         if run["checkpoint_every"] and step % run["checkpoint_every"] == 0 and step < total:
             yield {"type": "checkpoint", "step": step, "path": str(save_ckpt())}
         if val_set is not None and vcfg["every"] and step % vcfg["every"] == 0 and step < total:
             yield validate()
-            if vcfg["patience"] and bad_vals >= vcfg["patience"]:
-                stopped_early = True
-                break
+            if vcfg["patience"] and es["bad_vals"] >= vcfg["patience"]:
+                es["stopped_early"] = True
 
     ctx.sync_buffers(objective.state_modules().values())
-    if val_set is not None:
+    if val_set is not None and es.get("last_val_step") != step:  # an early stop has just validated
         yield validate()
     if best["state"] is not None and best["step"] != step:
         model.load_state_dict(best["state"])  # early stopping: keep the best validated weights
@@ -267,14 +300,14 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         from dbd_core.weights import save_model
 
         card = {"kind": run["kind"], "recipe": to_plain(cfg), "steps": step, "seed": run["seed"],
-                "world_size": ctx.world_size, "metrics": best["metrics"] if vcfg["restore_best"] else last_metrics,
+                "world_size": ctx.world_size, "metrics": best["metrics"] if vcfg["restore_best"] else es["last_metrics"],
                 **job.card}
         save_model(output, model, card, half=cfg["model"]["save_half"])
     ctx.barrier()
     yield {"type": "done", "step": step, "summary": {
         "kind": run["kind"], "steps": step, "wall_s": time.perf_counter() - t0, "output": str(output) if output else None,
-        "checkpoint": str(path), "metrics": last_metrics, "best_step": best["step"],
-        "best_metrics": best["metrics"], "stopped_early": stopped_early, "final_losses": last_terms}}
+        "checkpoint": str(path), "metrics": es["last_metrics"], "best_step": best["step"],
+        "best_metrics": best["metrics"], "stopped_early": es["stopped_early"], "final_losses": last_terms}}
 
 
 def _loader(dataset, batches: list[list[int]], cfg: dict, epoch: int, pos: int) -> DataLoader:

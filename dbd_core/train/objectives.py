@@ -28,6 +28,21 @@ def check_finite(terms: dict[str, torch.Tensor], any_rank=None) -> None:
         raise NonFiniteLoss(*(bad[0] if bad else ("(another rank)", float("nan"))))
 
 
+def labelled_of(batch: dict, like: torch.Tensor) -> torch.Tensor:
+    """Boolean per item: has a ground-truth mask (unlabelled items carry an all-zero placeholder)."""
+    flags = batch.get("has_mask", True)
+    return torch.as_tensor(flags, dtype=torch.bool, device=like.device).reshape(-1).expand(like.shape[0])
+
+
+def take(x, keep: torch.Tensor):
+    """Items ``keep`` of a tensor or NetOutput; all items = the object itself (bit-identical losses)."""
+    if bool(keep.all()):
+        return x
+    if torch.is_tensor(x):
+        return x[keep]
+    return type(x)(x.logits[keep], [s[keep] for s in x.sides])
+
+
 def unwrap(m: nn.Module) -> nn.Module:
     return getattr(m, "module", m)
 
@@ -105,24 +120,43 @@ class SupervisedObjective:
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         image, mask = batch["image"], batch["mask"]
+        labelled = labelled_of(batch, image)
+        here = bool(labelled.any())
         out = self.model(image)
-        terms = self.content(out, mask)
+        # Photos without a mask (e.g. not yet annotated in the studio) teach nothing here; a batch without
+        # any keeps the graph alive with a zero loss so DDP still reduces every rank's gradients.
+        terms = self.content(take(out, labelled), take(mask, labelled)) if here else \
+            {"content": out.logits.sum() * 0.0}
         adv_on = self.adversaries and step >= self.cfg["loss"]["adv_start"]
         prob = torch.sigmoid(out.logits)
-        if adv_on:
-            terms["adv"] = self.cfg["loss"]["adv"] * self.adversaries["d1"].generator_term(image, prob)
+        if adv_on and here:
+            terms["adv"] = self.cfg["loss"]["adv"] * self.adversaries["d1"].generator_term(
+                take(image, labelled), take(prob, labelled))
         total = sum(terms.values())
         check_finite({**terms, "total": total}, self.any_rank)
         self._g_step(total)
         result = {k: float(v.detach()) for k, v in terms.items()}
         if adv_on:
-            d1 = self.adversaries["d1"]
-            dl = d1.discriminator_loss(image, mask, prob)
-            check_finite({"d1": dl}, self.any_rank)
-            d1.step(dl, self.cfg["optim"]["grad_clip"])
-            result["d1"] = float(dl.detach())
+            self._d_step("d1", image, mask, prob, labelled, result)
         result["total"] = float(total.detach())
         return result
+
+    def _d_step(self, name: str, image, real, fake, keep: torch.Tensor, result: dict) -> None:
+        """One update of adversary ``name`` on the items ``keep``. Under DDP its forward/backward are
+        collective, so every rank must take it or none: when only some ranks hold such items, the others
+        run it on their whole batch with a zero weight (zero gradient, same collectives)."""
+        here = bool(keep.any())
+        if not (self.any_rank(here) if self.any_rank is not None else here):
+            return
+        adv = self.adversaries[name]
+        if here:
+            dl = adv.discriminator_loss(take(image, keep), take(real, keep), take(fake, keep))
+        else:
+            dl = adv.discriminator_loss(image, real, fake) * 0.0
+        check_finite({name: dl}, self.any_rank)
+        adv.step(dl, self.cfg["optim"]["grad_clip"])
+        if here:
+            result[name] = float(dl.detach())
 
     def _g_step(self, total: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
