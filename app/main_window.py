@@ -61,6 +61,8 @@ class MainWindow(QMainWindow):
         self._wire()
         self._menus()
         self.worker.start()
+        if persistent:
+            self._on_project(str(store.folder), False)
         if store.photos:
             self._load_entries(store.photos, select=int(store.view.get("current", 0)))
 
@@ -90,6 +92,7 @@ class MainWindow(QMainWindow):
         s.state_changed.connect(self._show_mask_state)
         s.status_changed.connect(self._on_status)
         s.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        s.project_changed.connect(self._on_project)
         p.show_tool(t.tool)
 
     def _menus(self) -> None:
@@ -129,9 +132,16 @@ class MainWindow(QMainWindow):
     def add_paths(self, paths) -> None:
         """Photos and folders (expanded); already-listed photos are skipped."""
         files = [p for p in expand_paths(paths) if p.is_dir() is False]
+        reopened = self.session.ensure_project(paths) if files else []  # automatic project, if none yet
         added = self.session.store.add_photos(files)
-        self._load_entries(added, select=None)
+        self._load_entries(reopened + added, select=self.session.store.view.get("current", 0) if reopened else None)
         self.session.save_now()
+
+    def _on_project(self, folder: str, auto: bool) -> None:
+        kind = "automatic project" if auto else "project"
+        self.setWindowTitle(f"dbd-studio — {Path(folder).name} ({kind}, autosaved)")
+        self.statusBar().showMessage(f"Autosaving to {kind} {folder}" +
+                                     (" — File → Save project as… to name it" if auto else ""), 15000)
 
     def _load_entries(self, entries, select) -> None:
         for e in entries:

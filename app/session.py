@@ -1,28 +1,49 @@
 """The annotation session: one MaskModel (with its history) per photo, seeding from maps by
 threshold, hand-edit protection, and debounced autosave into the project store.
 
-Without a project folder the session keeps masks in memory until "Save project as…" gives it one;
-with one, every change is saved ~0.7 s after the last edit (temp file + rename, via the store).
+Every change is saved ~0.7 s after the last edit (temp file + rename, via the store). Without an
+explicit project folder the first photos opened choose an automatic one in the user's data location
+(``studio_home()/projects/<name from the photo set>``), so nothing lives only in memory and opening
+the same photos again finds their masks; "Save project as…" moves it to a folder the user names.
+
+Only the masks (and undo histories) of the last few photos stay in memory: older ones that are
+saved are dropped and re-read from the project when the user comes back to them.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore, combine_maps, otsu_threshold, threshold_map
+from dbd_core.annotate.project import auto_project_name
 from dbd_core.errors import InputError
 
 AUTOSAVE_MS = 700
+RESIDENT_MASKS = 8  # photos whose mask + history stay in memory (LRU); the rest reload from disk
+
+
+def studio_home() -> Path:
+    """The studio's data folder: ``$DBD_STUDIO_HOME`` (tests, portable installs) or the platform's
+    application data location (e.g. ~/.local/share/dbd-studio)."""
+    env = os.environ.get("DBD_STUDIO_HOME")
+    if env:
+        return Path(env)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base) if base else Path.home() / ".dbd-studio"
 
 
 class AnnotationSession(QObject):
     status_changed = Signal(object)  # PhotoEntry
     state_changed = Signal()  # history / hand-edit flags of the current mask
     message = Signal(str)
+    project_changed = Signal(str, bool)  # folder, chosen automatically
 
     def __init__(self, store: ProjectStore, persistent: bool, maps_for: Callable[[PhotoEntry], dict],
                  confirm: Callable[[str], bool] | None = None, model_labels: Callable[[], dict] = dict,
@@ -33,12 +54,37 @@ class AnnotationSession(QObject):
         self.maps_for = maps_for  # entry -> {role: map} of the maps cached so far
         self.confirm = confirm or (lambda text: True)
         self.model_labels = model_labels  # () -> {role: model name}, recorded with each seed
-        self.masks: dict[str, MaskModel] = {}
+        self.auto = False  # the project folder was chosen automatically (not named by the user)
+        self.masks: OrderedDict[str, MaskModel] = OrderedDict()  # least recently shown first
         self.current: PhotoEntry | None = None
         self._dirty_masks: set[str] = set()
         self._dirty_index = False
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._timer.timeout.connect(self.save_now)
+
+    # ---------------------------------------------------------------- project
+    def ensure_project(self, paths) -> list[PhotoEntry]:
+        """Before photos are added: without a project, open the automatic one for this photo set.
+        Returns the photos it already held (a reopened set), which the caller lists."""
+        if self.persistent:
+            return []
+        root = studio_home() / "projects"
+        try:
+            store = ProjectStore.open(root / auto_project_name(paths))
+        except InputError as e:  # a damaged automatic project is kept for inspection, never overwritten
+            self.message.emit(f"{e} — starting a new project")
+            store = ProjectStore.open(root / time.strftime("untitled-%Y%m%d-%H%M%S"))
+        reopened = list(store.photos)
+        # Photos listed before a project existed (none in the studio's own flow) keep their masks.
+        known = {str(store.resolve(e).resolve()) for e in store.photos}
+        for e in self.store.photos:
+            if str(self.store.resolve(e).resolve()) not in known:
+                store.photos.append(e)
+        self.store, self.persistent, self.auto = store, True, True
+        self._dirty_masks |= set(self.masks)
+        self._dirty_index = True
+        self.project_changed.emit(str(store.folder), True)
+        return reopened
 
     # ---------------------------------------------------------------- photos
     def mask_for(self, entry: PhotoEntry, shape: tuple[int, int]) -> MaskModel:
@@ -53,8 +99,22 @@ class AnnotationSession(QObject):
             model = MaskModel(shape, saved, hand_edited=entry.hand_edited and saved is not None)
             model.seeded = saved is not None  # a saved mask is never replaced by an automatic seed
             self.masks[entry.name] = model
+        self.masks.move_to_end(entry.name)
         self.current = entry
+        self._evict()
         return model
+
+    def _evict(self) -> None:
+        """Drop the oldest masks beyond RESIDENT_MASKS that are safely on disk (never the current
+        photo's, never one with unsaved changes). Their undo history goes with them."""
+        if not self.persistent:
+            return
+        current = None if self.current is None else self.current.name
+        for name in list(self.masks):
+            if len(self.masks) <= RESIDENT_MASKS:
+                break
+            if name != current and name not in self._dirty_masks:
+                del self.masks[name]
 
     @property
     def model(self) -> MaskModel | None:
@@ -173,12 +233,19 @@ class AnnotationSession(QObject):
         self._dirty_masks.clear()
         self.store.save_index()  # small; statuses, thresholds and the view travel with every save
         self._dirty_index = False
+        self._evict()
 
     def save_as(self, folder: str | Path) -> None:
-        """Turn an in-memory session into a project folder and save everything into it."""
+        """Save the project into ``folder`` and continue there. Masks on disk are copied (also those
+        of photos not opened in this session); an automatic project is moved, not left behind."""
         folder = Path(folder)
-        store = ProjectStore.open(folder)
-        store.photos, store.view = self.store.photos, self.store.view
-        self.store, self.persistent = store, True
+        if self.persistent:
+            self.save_now()
+            store = self.store.move_to(folder, remove_old=self.auto)
+        else:
+            store = ProjectStore.open(folder)
+            store.photos, store.view = self.store.photos, self.store.view
+        self.store, self.persistent, self.auto = store, True, False
         self._dirty_masks = set(self.masks)
         self.save_now()
+        self.project_changed.emit(str(store.folder), False)

@@ -1,17 +1,23 @@
 """The four linked views: photo (with the mask overlay), teacher map, student map and their
 disagreement |teacher - student|. Maps use fixed 0..1 levels and a perceptual colormap with a
 colorbar, so the same colour means the same probability in every view and every photo.
+
+The views must show exactly the same region of the photo. With aspect locked, linked ranges only
+agree if the view boxes have identical sizes, so nothing that differs between panels lives beside
+a view: every panel has the same title bar above and a footer strip of the same fixed height below
+(the colorbar for maps, the mask legend for the photo), and the grid gives all cells equal stretch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedLayout, QToolButton,
                                QVBoxLayout, QWidget)
 
-from app.overlay import MaskOverlayItem
+from app.overlay import COLOR as MASK_COLOR, MaskOverlayItem
 from app.tools import ToolViewBox
 
 # Also set here (not only in app/__init__) so no import path can leave images transposed.
@@ -19,6 +25,44 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 
 MAP_CMAP = "viridis"
 DIFF_CMAP = "inferno"
+FOOTER_H = 30  # the same for every panel, so all view boxes get the same size
+
+
+class FooterStrip(QWidget):
+    """Below a view: a horizontal colorbar (0..1 with ticks and a label) or, without a colormap,
+    a legend swatch. Fixed height in every panel."""
+
+    def __init__(self, cmap: str | None, label: str, parent=None):
+        super().__init__(parent)
+        self.cmap = pg.colormap.get(cmap) if cmap else None
+        self.label = label
+        self.setFixedHeight(FOOTER_H)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def paintEvent(self, ev) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#202124"))
+        fm = p.fontMetrics()
+        text_w = fm.horizontalAdvance(self.label) + 12
+        bar = QRectF(8, 4, max(20, self.width() - text_w - 24), 10)
+        if self.cmap is None:  # legend: a swatch in the mask colour
+            p.fillRect(QRectF(8, 8, 14, 14), QColor(*MASK_COLOR))
+            p.setPen(QColor("#cfd1d4"))
+            p.drawText(QRectF(28, 0, self.width() - 32, FOOTER_H), Qt.AlignmentFlag.AlignVCenter, self.label)
+            return
+        grad = QLinearGradient(bar.left(), 0, bar.right(), 0)
+        for pos, c in zip(*self.cmap.getStops(mode="qcolor")):
+            grad.setColorAt(float(pos), c)
+        p.fillRect(bar, grad)
+        p.setPen(QColor("#cfd1d4"))
+        for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+            x = bar.left() + t * bar.width()
+            p.drawLine(int(x), int(bar.bottom()), int(x), int(bar.bottom()) + 3)
+            s = f"{t:g}"
+            w = fm.horizontalAdvance(s)
+            tx = min(max(x - w / 2, 0), self.width() - w)
+            p.drawText(int(tx), int(bar.bottom()) + 4 + fm.ascent(), s)
+        p.drawText(QRectF(bar.right() + 12, 0, text_w, 20), Qt.AlignmentFlag.AlignVCenter, self.label)
 
 
 class ImagePanel(QWidget):
@@ -32,6 +76,8 @@ class ImagePanel(QWidget):
         self.title = QLabel(f"<b>{title}</b>")
         self.info = QLabel("")
         self.info.setStyleSheet("color: #888")
+        for label in (self.title, self.info):  # long texts may shrink, never widen one grid column
+            label.setMinimumWidth(1)
         self.max_button = QToolButton(text="⤢", toolTip="Maximise / restore this view (double-click the title)")
         self.max_button.setAutoRaise(True)
         self.max_button.clicked.connect(lambda: self.maximise_toggled.emit(self))
@@ -51,13 +97,12 @@ class ImagePanel(QWidget):
         self.glw.addItem(self.vb, 0, 0)
         self.image = pg.ImageItem()
         self.vb.addItem(self.image)
-        self.bar = None
+        self.cmap = None
         if cmap is not None:
+            self.cmap = pg.colormap.get(cmap)
             self.image.setLevels((0.0, 1.0))
-            self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(cmap), width=14,
-                                       label=bar_label, interactive=False, colorMapMenu=False)
-            self.bar.setImageItem(self.image)
-            self.glw.addItem(self.bar, 0, 1)
+            self.image.setColorMap(self.cmap)
+        self.footer = FooterStrip(cmap, bar_label)
 
         self.message = QLabel("", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self.message.setStyleSheet("color: #eee; background: rgba(32,33,36,215); padding: 12px; font-size: 12px")
@@ -75,6 +120,7 @@ class ImagePanel(QWidget):
         lay.setSpacing(0)
         lay.addLayout(head)
         lay.addWidget(body, 1)
+        lay.addWidget(self.footer)
 
     def mouseDoubleClickEvent(self, ev) -> None:  # on the title bar
         self.maximise_toggled.emit(self)
@@ -83,7 +129,7 @@ class ImagePanel(QWidget):
         if arr is None:
             self.image.clear()
             return
-        if self.bar is not None:
+        if self.cmap is not None:
             self.image.setImage(arr, autoLevels=False, levels=(0.0, 1.0))
         else:
             self.image.setImage(arr, autoLevels=False, levels=(0, 255))
@@ -103,7 +149,7 @@ class ViewGrid(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.photo = ImagePanel("Photo + mask", viewbox=ToolViewBox())
+        self.photo = ImagePanel("Photo + mask", viewbox=ToolViewBox(), bar_label="blurred (mask overlay)")
         self.overlay = MaskOverlayItem()
         self.photo.vb.addItem(self.overlay)
         self.maps = {
@@ -115,7 +161,11 @@ class ViewGrid(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
+        for k in range(2):
+            grid.setRowStretch(k, 1)
+            grid.setColumnStretch(k, 1)
         for i, p in enumerate(self.panels):
+            p.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # equal cells, whatever the content
             grid.addWidget(p, i // 2, i % 2)
             p.maximise_toggled.connect(self.toggle_maximise)
             if p is not self.photo:

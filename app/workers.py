@@ -17,11 +17,48 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
+from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
 from dbd_core.images import read_image
 
 THUMB = 96
 _FOREGROUND, _BACKGROUND = 0, 1
+
+
+def make_thumbnail(path: str, size: int = THUMB) -> tuple[np.ndarray, tuple[int, int]]:
+    """(thumbnail RGB with long side ``size``, full (h, w)), EXIF orientation applied.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (a 24 MP photo costs about 1/40 of
+    a full decode) at the smallest scale that still has ``size`` pixels on the long side; the
+    header gives the full size without decoding. Other formats are decoded fully.
+    """
+    from PySide6.QtGui import QImageReader  # thread-safe: no widgets, no GUI objects
+
+    reader = QImageReader(path)
+    hdr = reader.size()
+    reduce = 1
+    if hdr.isValid() and bytes(reader.format()).lower() in (b"jpeg", b"jpg"):
+        long_side = max(hdr.width(), hdr.height())
+        reduce = next((r for r in (8, 4, 2) if long_side / r >= size), 1)
+    if reduce > 1:
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            rgb = read_image(path)  # raises the one-line InputError
+        else:
+            rgb = decode_image_bytes(data, path, reduce)
+    else:
+        rgb = read_image(path)
+    h, w = rgb.shape[:2]
+    if reduce > 1:
+        # Header size is before EXIF rotation: swap it if the decoded photo came out turned.
+        fh, fw = hdr.height(), hdr.width()
+        full = (fh, fw) if (fh > fw) == (h > w) else (fw, fh)
+    else:
+        full = (h, w)
+    s = size / max(h, w)
+    thumb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return thumb, full
 
 
 class ResultCache:
@@ -120,30 +157,36 @@ class MapWorker(QThread):
         for role in roles:
             if self._stop or gen != self._generation:
                 return  # the user moved on; the maps of the new photo come first
+            epoch = self.provider.epoch(role)  # a model swap meanwhile makes this result stale
             try:
                 t0 = time.perf_counter()
                 blur_map = self.provider.get(role).predict(rgb)
                 seconds = time.perf_counter() - t0
             except DBDError as e:
-                self.map_failed.emit(path, role, str(e))
+                self.provider.publish(role, epoch, lambda: self.map_failed.emit(path, role, str(e)))
                 continue
             except Exception as e:
                 traceback.print_exc()
-                self.map_failed.emit(path, role, f"{role} failed: {type(e).__name__}: {e}")
+                msg = f"{role} failed: {type(e).__name__}: {e}"
+                self.provider.publish(role, epoch, lambda: self.map_failed.emit(path, role, msg))
                 continue
             blur_map = np.clip(np.asarray(blur_map, np.float32), 0, 1)
             if blur_map.shape != rgb.shape[:2]:
                 self.map_failed.emit(path, role, f"{role} returned a {blur_map.shape} map for a {rgb.shape[:2]} photo")
                 continue
-            self.map_ready.emit(path, role, blur_map, seconds)
+            self.provider.publish(role, epoch, lambda: self.map_ready.emit(path, role, blur_map, seconds))
 
     def _thumbnail(self, path: str) -> None:
         try:
-            rgb = self._read(path) if self._last and self._last[0] == path else read_image(path)
+            if self._last is not None and self._last[0] == path:  # already decoded for the view
+                rgb = self._last[1]
+                h, w = rgb.shape[:2]
+                s = THUMB / max(h, w)
+                thumb, full = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
+                                         interpolation=cv2.INTER_AREA), (h, w)
+            else:
+                thumb, full = make_thumbnail(path)
         except InputError as e:
             self.image_failed.emit(path, str(e))
             return
-        h, w = rgb.shape[:2]
-        s = THUMB / max(h, w)
-        thumb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        self.thumb_ready.emit(path, thumb, (h, w))
+        self.thumb_ready.emit(path, thumb, full)

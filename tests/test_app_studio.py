@@ -17,6 +17,14 @@ from dbd_core.errors import WeightsMissingError
 pg.setConfigOptions(mouseRateLimit=0)  # else fast synthetic moves are dropped
 
 
+@pytest.fixture(autouse=True)
+def studio_home(tmp_path, monkeypatch):
+    """Automatic projects go to tmp_path, never to the user's real data folder."""
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("DBD_STUDIO_HOME", str(home))
+    return home
+
+
 def left_half(rgb):
     m = np.full(rgb.shape[:2], 0.2, np.float32)
     m[:, : rgb.shape[1] // 2] = 0.8
