@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "finetune",
     "export-onnx",
+    "bench",
 ]
 
 

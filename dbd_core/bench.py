@@ -1,0 +1,276 @@
+"""Speed, memory and size of the models on this machine (behind ``dbd bench``).
+
+Per model: parameters, GFLOPs at 320x320 (2 x MACs, ``nets.flops``), median latency of the network alone
+at 320x320 (warm-up, then the median of ``repeats`` forwards), median latency of a full photo (4000x3000 by
+default) to a full-size map through the Predictor (resize, network, guided upsampling), the peak memory of
+that full-photo prediction, the size on disk, and -- with onnxruntime installed -- the ONNX Runtime latency
+at 320x320 of the exported network.
+
+Peak memory = growth of the process's resident set (RSS) during one full-photo prediction: the kernel's
+high-water mark (VmHWM in /proc/self/status) is reset through /proc/self/clear_refs before the call and read
+after it, minus VmRSS before. It counts numpy, OpenCV and torch allocations alike (tracemalloc sees none of
+torch's). Where the reset is not allowed, a thread samples VmRSS every 2 ms instead (may miss short peaks).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dbd_core.errors import DBDError
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class BenchConfig:
+    threads: int = 2
+    repeats: int = 20  # network forwards at 320x320 (after `warmup`)
+    warmup: int = 5
+    net_size: tuple[int, int] = (320, 320)  # H, W
+    photo_size: tuple[int, int] = (3000, 4000)  # H, W of the full photo
+    photo_repeats: int = 3
+    onnx: bool = True
+
+
+# ---------------------------------------------------------------- machine facts
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_facts(threads: int) -> dict:
+    import cv2
+    import torch
+
+    facts = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
+             "torch": torch.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
+             "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        import onnxruntime
+
+        facts["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        facts["onnxruntime"] = None
+    return facts
+
+
+# ---------------------------------------------------------------- memory
+
+def _status_kb(*keys: str) -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            k, _, v = line.partition(":")
+            if k in keys:
+                out[k] = int(v.split()[0])
+    return out
+
+
+class PeakRSS:
+    """``with PeakRSS() as p: work()`` -> ``p.peak_mb`` = peak RSS growth during the block, ``p.method``."""
+
+    def __enter__(self):
+        self.peak_mb = None
+        self._stop = threading.Event()
+        self._thread = None
+        self.base_kb = _status_kb("VmRSS")["VmRSS"]
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+            self.method = "VmHWM after reset via /proc/self/clear_refs, minus VmRSS before"
+        except OSError:
+            self.method = "VmRSS sampled every 2 ms (clear_refs not allowed), minus VmRSS before"
+            self._max_kb = self.base_kb
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.002):
+            self._max_kb = max(self._max_kb, _status_kb("VmRSS")["VmRSS"])
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            top = max(self._max_kb, _status_kb("VmRSS")["VmRSS"])
+        else:
+            top = _status_kb("VmHWM")["VmHWM"]
+        self.peak_mb = max(0, top - self.base_kb) / 1024.0
+        return False
+
+
+# ---------------------------------------------------------------- measurements
+
+def _median_ms(fn, warmup: int, repeats: int) -> float:
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        fn()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def sample_photo(size: tuple[int, int]) -> np.ndarray:
+    """A real photo (skimage coffee) resized to ``size`` (H, W): textured like a camera photo, so the
+    guided filter does real work (a constant image would flatter it)."""
+    import cv2
+    from skimage import data
+
+    return cv2.resize(data.coffee(), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def _load(name: str, weights: str | os.PathLike | None, threads: int):
+    from dbd_core.predict import load_predictor
+
+    return load_predictor(weights if weights is not None else name, threads=threads)
+
+
+def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, photo: np.ndarray,
+                onnx_file: str | os.PathLike | None = None, progress: ProgressFn | None = None) -> dict:
+    """One row of the table. Raises DBDError (missing/bad weights, failed export) for the caller to report."""
+    import cv2
+    import torch
+
+    from dbd_core.nets.flops import describe_model, measure_latency
+
+    say = progress or (lambda msg: None)
+    pred = _load(name, weights, cfg.threads)
+    row = {"model": name, "source": pred.source, "work_size": pred.work_size}
+    model = getattr(pred, "model", None)
+    h, w = cfg.net_size
+    if model is not None:
+        row["arch"] = getattr(model, "arch_name", None)
+        say(f"{name}: parameters and FLOPs")
+        row.update({k: v for k, v in describe_model(model, cfg.net_size).items() if k != "trainable_params"})
+        say(f"{name}: network latency at {w}x{h}")
+        row["latency_net_ms"] = measure_latency(model, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup,
+                                                repeats=cfg.repeats)
+        row["latency_net_what"] = "network forward (random input), torch.inference_mode"
+        path = Path(pred.source)
+        row["size_bytes"] = path.stat().st_size if path.is_file() else None
+        row["sha256"] = pred.card.get("sha256")
+    else:  # LBP: no network; its map computation at the same size stands in (windows scaled to 320)
+        from dbd_core.lbp import LBPPredictor
+
+        small = LBPPredictor(work_size=max(h, w))
+        rgb = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+        row.update(params=0, gflops_320=None, size_bytes=0, sha256=None)
+        say(f"{name}: map latency at {w}x{h}")
+        row["latency_net_ms"] = _median_ms(lambda: small._predict_small(rgb), min(cfg.warmup, 2), cfg.repeats)
+        row["latency_net_what"] = f"LBP map of a {w}x{h} photo (no network)"
+    ph, pw = photo.shape[:2]
+    say(f"{name}: full {pw}x{ph} photo -> full-size map")
+    with PeakRSS() as mem:
+        pred.predict(photo)  # also the warm-up of the full-size path
+    row["peak_mem_mb"] = mem.peak_mb
+    row["peak_mem_method"] = mem.method
+    row["latency_photo_ms"] = _median_ms(lambda: pred.predict(photo), 0, cfg.photo_repeats)
+    row["photo_size"] = f"{pw}x{ph}"
+    if model is not None and cfg.onnx:
+        row.update(_onnx_row(name, model, onnx_file, cfg, say))
+    torch.set_num_threads(cfg.threads)
+    return row
+
+
+def _onnx_row(name, model, onnx_file, cfg: BenchConfig, say) -> dict:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return {"onnx_latency_net_ms": None, "onnx_note": "onnxruntime not installed"}
+    from dbd_core.export import export_onnx, onnx_latency
+
+    with tempfile.TemporaryDirectory(prefix="dbd-bench-") as tmp:
+        note = f"given file {onnx_file}"
+        if onnx_file is None:
+            say(f"{name}: ONNX export (temporary)")
+            onnx_file = Path(tmp) / f"{name}.onnx"
+            rep = export_onnx(model, onnx_file, size=cfg.net_size)
+            note = f"exported to a temp file, max abs diff vs PyTorch {rep.max_abs_diff:.1e}"
+        say(f"{name}: ONNX Runtime latency")
+        ms = onnx_latency(onnx_file, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup, repeats=cfg.repeats)
+    return {"onnx_latency_net_ms": ms, "onnx_note": note}
+
+
+def run_bench(models: list[str], weights: dict[str, str | os.PathLike] | None = None,
+              onnx_files: dict[str, str | os.PathLike] | None = None, cfg: BenchConfig | None = None,
+              command: str | None = None, progress: ProgressFn | None = None) -> dict:
+    """Bench each model; a model that fails (e.g. weights not installed) gets an ``error`` and the rest go on.
+    Returns ``dict(command, machine, config, models=[rows], methods)``, JSON-able."""
+    from dbd_core.predict import set_threads
+
+    cfg = cfg or BenchConfig()
+    weights, onnx_files = dict(weights or {}), dict(onnx_files or {})
+    set_threads(cfg.threads)
+    photo = sample_photo(cfg.photo_size)
+    rows = []
+    for name in models:
+        try:
+            rows.append(bench_model(name, weights.get(name), cfg, photo, onnx_files.get(name), progress))
+        except DBDError as e:
+            rows.append({"model": name, "error": str(e)})
+    return {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": machine_facts(cfg.threads),
+        "config": asdict(cfg),
+        "models": rows,
+        "methods": {
+            "gflops_320": "torch FlopCounterMode, 2 x multiply-accumulates, one 320x320 forward",
+            "latency_net_ms": f"median of {cfg.repeats} forwards after {cfg.warmup} warm-up, "
+                              f"{cfg.threads} threads",
+            "latency_photo_ms": f"median of {cfg.photo_repeats} Predictor.predict calls on a "
+                                f"{cfg.photo_size[1]}x{cfg.photo_size[0]} photo (resize, model, guided "
+                                f"upsampling to full size) after one warm-up call",
+            "peak_mem_mb": "peak RSS growth during one full-photo prediction (see peak_mem_method)",
+            "size_bytes": "weights file on disk",
+            "onnx_latency_net_ms": "onnxruntime CPUExecutionProvider, same input size, repeats and threads",
+        },
+    }
+
+
+# ---------------------------------------------------------------- table
+
+def _fmt(v, spec: str, none: str = "n/a") -> str:
+    return none if v is None else format(v, spec)
+
+
+def format_table(result: dict) -> str:
+    cfg, m = result["config"], result["machine"]
+    nh, nw = cfg["net_size"]
+    ph, pw = cfg["photo_size"]
+    head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'ONNX ms':>8} "
+            f"{f'photo {pw}x{ph} ms':>19} {'peak MB':>8} {'size MB':>8}")
+    lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {cfg['threads']} threads, "
+             f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}", head, "-" * len(head)]
+    for r in result["models"]:
+        if "error" in r:
+            lines.append(f"{r['model']:<9} error: {r['error']}")
+            continue
+        params = f"{r['params'] / 1e6:.2f} M" if r["params"] >= 1e5 else f"{r['params']:,}"
+        size = _fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".2f")
+        lines.append(f"{r['model']:<9} {params:>8} {_fmt(r['gflops_320'], '.2f', '-'):>7} "
+                     f"{r['latency_net_ms']:>15.1f} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
+                     f"{r['latency_photo_ms']:>19.0f} {r['peak_mem_mb']:>8.0f} {size:>8}")
+    meth = result["methods"]
+    lines += ["", f"net: {meth['latency_net_ms']} (LBP: its map at that size, no network)",
+              f"photo: {meth['latency_photo_ms']}",
+              "peak MB: " + next((r["peak_mem_method"] for r in result["models"] if "peak_mem_method" in r), "-")]
+    return "\n".join(lines)
