@@ -45,8 +45,11 @@ class StudentObjective(SupervisedObjective):
         out = self.model(image)
         prob = torch.sigmoid(out.logits)
         terms: dict[str, torch.Tensor] = {}
-        if here and (lw["bce"] or lw["region_weight"]):
-            terms.update(self.content(take(out, labelled), take(mask, labelled)))
+        if lw["bce"] or lw["region_weight"]:
+            # No labelled item in this batch: the same terms at weight 0, so under DDP every rank's backward
+            # uses the same outputs (side maps included) and launches the same gradient reductions.
+            terms.update(self.content(take(out, labelled), take(mask, labelled)) if here else
+                         {k: v * 0.0 for k, v in self.content(out, mask).items()})
         else:
             terms["content"] = out.logits.sum() * 0.0  # keeps every parameter in the graph (DDP)
         if lw["consistency"]:

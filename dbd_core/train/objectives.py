@@ -124,9 +124,10 @@ class SupervisedObjective:
         here = bool(labelled.any())
         out = self.model(image)
         # Photos without a mask (e.g. not yet annotated in the studio) teach nothing here; a batch without
-        # any keeps the graph alive with a zero loss so DDP still reduces every rank's gradients.
+        # any still runs every term at weight 0, so under DDP each rank's backward uses the same outputs
+        # and launches the same gradient reductions.
         terms = self.content(take(out, labelled), take(mask, labelled)) if here else \
-            {"content": out.logits.sum() * 0.0}
+            {k: v * 0.0 for k, v in self.content(out, mask).items()}
         adv_on = self.adversaries and step >= self.cfg["loss"]["adv_start"]
         prob = torch.sigmoid(out.logits)
         if adv_on and here:
