@@ -1,0 +1,181 @@
+"""`dbd train` and `dbd finetune` end to end through the CLI entry point, on tiny folder datasets."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dbd_core.cli.main import main
+from dbd_core.data.formats import open_writer
+from dbd_core.weights import load_model_file
+from train_fixtures import BlurHalves, discriminator_name
+
+torch.set_num_threads(1)
+
+
+def _dataset(path, n=8, size=48, big=False):
+    """A dbd-dataset folder of textures half box-blurred (mask = blurred half); ``big`` photos are
+    upscaled 4x so the resizing cache has something to shrink."""
+    import cv2
+
+    with open_writer(path, created_by="test") as w:
+        for i in range(n):
+            it = BlurHalves(n, size=size, seed=2)[i]
+            rgb = (it["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            mask = it["mask"][0].numpy().astype(np.uint8)
+            if big:
+                rgb = cv2.resize(rgb, (size * 4, size * 3), interpolation=cv2.INTER_LINEAR)
+                mask = cv2.resize(mask, (size * 4, size * 3), interpolation=cv2.INTER_NEAREST)
+            w.add(f"photo{i:02d}", rgb, mask)
+    return path
+
+
+def _config(path, kind="teacher", steps=4, extra=""):
+    loss = 'consistency = 1.0\nadv_distill = 0.05\n' if kind == "student" else 'adv = 0.05\nadv_start = 2\n'
+    path.write_text(f"""
+[run]
+kind = "{kind}"
+steps = {steps}
+seed = 0
+threads = 1
+log_every = 1
+checkpoint_every = 0
+[model]
+name = "tiny"
+kwargs = {{ width = 8 }}
+[discriminator]
+name = "{discriminator_name()}"
+[optim]
+lr = 0.01
+warmup_steps = 1
+[loss]
+{loss}
+[data]
+kind = "folder"
+size = 32
+batch_size = 4
+max_side = 64
+[val]
+fraction = 0.25
+every = 2
+{extra}
+""")
+    return path
+
+
+def _events(run_dir):
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line is valid JSON
+    assert all(isinstance(e.get("type"), str) for e in events)
+    return events
+
+
+def test_train_teacher_writes_log_weights_card_and_resumes(tmp_path, capsys):
+    data = _dataset(tmp_path / "ds")
+    cfg = _config(tmp_path / "t.toml")
+    run = tmp_path / "run"
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(run), "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "done: teacher" in out.out and str(run / "model.pt") in out.out
+    ev = _events(run)
+    assert ev[0]["type"] == "start" and ev[0]["n_train"] == 6 and ev[0]["n_val"] == 2
+    assert [e["step"] for e in ev if e["type"] == "step"] == [1, 2, 3, 4]
+    assert ev[-1]["type"] == "done" and any(e["type"] == "val" for e in ev)
+    model, card = load_model_file(run / "model.pt")
+    assert card["kind"] == "teacher" and card["steps"] == 4 and (run / "model.json").is_file()
+    assert card["recipe"]["loss"]["adv"] == 0.05
+
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(run), "--quiet",
+               "--resume", "--steps", "6"])
+    assert rc == 0, capsys.readouterr().err
+    ev = _events(run)  # appended: the second run's events follow the first's
+    starts = [e for e in ev if e["type"] == "start"]
+    assert len(starts) == 2 and starts[1]["start_step"] == 4 and starts[1]["total_steps"] == 6
+    assert [e["step"] for e in ev[ev.index(starts[1]):] if e["type"] == "step"] == [5, 6]
+    assert load_model_file(run / "model.pt")[1]["steps"] == 6
+
+
+def test_train_student_from_teacher_weights_and_missing_teacher(tmp_path, capsys):
+    from dbd_core.nets import build_model
+    from dbd_core.weights import save_model
+
+    data = _dataset(tmp_path / "ds")
+    teacher = save_model(tmp_path / "teacher.pt", build_model("tiny", width=8), {"kind": "teacher"})
+    cfg = _config(tmp_path / "s.toml", kind="student")
+    run = tmp_path / "srun"
+    rc = main(["train", "student", "--config", str(cfg), "--data", str(data), "--teacher", str(teacher),
+               "--run-dir", str(run), "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    steps = [e for e in _events(run) if e["type"] == "step"]
+    assert {"consistency", "adv_distill", "d3"} <= set(steps[-1]["losses"])
+    assert load_model_file(run / "model.pt")[1]["teacher"] == str(teacher)
+
+    rc = main(["train", "student", "--config", str(cfg), "--data", str(data), "--run-dir", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "--teacher" in err and len(err.splitlines()) == 1
+    rc = main(["train", "student", "--config", str(cfg), "--data", str(data), "--teacher", str(tmp_path / "no.pt"),
+               "--run-dir", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "no.pt" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra, key", [("lr_rate = 0.1", "val.lr_rate"), ("every = \"often\"", "val.every")])
+def test_bad_config_key_is_one_line_error_naming_the_key(tmp_path, capsys, extra, key):
+    # the extra line lands in [val]; a duplicate `every` is a TOML error, so that case rewrites it
+    cfg = _config(tmp_path / "bad.toml", extra=extra if "lr_rate" in extra else "")
+    if "often" in extra:
+        cfg.write_text(cfg.read_text().replace("every = 2", extra))
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(tmp_path), "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and key in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    cfg = _config(tmp_path / "t.toml")
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(_dataset(tmp_path / "ds")),
+               "--run-dir", str(tmp_path / "empty"), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no checkpoint to resume from" in err
+
+
+def test_finetune_cli_writes_new_version_beside_parent(tmp_path, capsys):
+    from dbd_core.nets import build_model
+    from dbd_core.weights import save_model
+
+    data = _dataset(tmp_path / "mine", n=8, big=True)
+    models = tmp_path / "models"
+    torch.manual_seed(0)
+    parent = save_model(models / "tiny.pt", build_model("tiny", width=8), {"version": "v0"})
+    parent_bytes = parent.read_bytes()
+    cfg = _config(tmp_path / "ft.toml", kind="finetune", steps=8, extra="patience = 2\nrestore_best = true")
+    cfg.write_text(cfg.read_text().replace("adv = 0.05", "adv = 0.0"))
+    rc = main(["finetune", "--data", str(data), "--model", str(parent), "--out", str(models), "--config", str(cfg),
+               "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    new = models / "tiny-ft1.pt"
+    assert "done: finetune" in out.out and "before" in out.out and "after" in out.out and str(new) in out.out
+    assert parent.read_bytes() == parent_bytes
+    _, card = load_model_file(new)
+    assert card["parent"]["sha256"] == hashlib.sha256(parent_bytes).hexdigest()
+    assert card["data"] == {"path": str(data), "n_photos": 8, "n_train": 6, "n_val": 2}
+    assert card["recipe"]["run"]["kind"] == "finetune" and card["recipe"]["data"]["max_side"] == 64
+    assert {"mae", "f_beta"} <= set(card["metrics"]["before"]) and {"mae", "f_beta"} <= set(card["metrics"]["after"])
+    ev = [json.loads(x) for x in (models / "runs" / "finetune-events.jsonl").read_text().splitlines()]
+    assert ev[-1]["type"] == "done" and ev[-1]["summary"]["output"] == str(new)
+
+    rc = main(["finetune", "--data", str(data), "--model", str(new), "--out", str(models), "--config", str(cfg),
+               "--steps", "2", "--quiet"])
+    assert rc == 0 and (models / "tiny-ft2.pt").is_file()  # never over an earlier version
+    assert load_model_file(models / "tiny-ft2.pt")[1]["parent"]["file"] == str(new)
+
+
+def test_finetune_cli_bad_data_is_one_line_error(tmp_path, capsys):
+    rc = main(["finetune", "--data", str(tmp_path / "nothing"), "--model", "x.pt", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "nothing" in err and len(err.splitlines()) == 1
