@@ -8,6 +8,7 @@ from pathlib import Path
 
 import app  # noqa: F401  (binds pyqtgraph to PySide6, row-major images)
 from app.models import ROLES, ModelProvider
+from dbd_core.atomic import atomic_path
 from dbd_core.images import expand_paths
 from dbd_core.paths import demo_dir
 
@@ -60,8 +61,22 @@ def main(argv: list[str] | None = None) -> int:
 
         def shoot(_path=None):
             # Give the views a moment to paint the last result before grabbing the window.
-            QTimer.singleShot(400, lambda: (win.grab().save(str(out)), print(f"screenshot: {out}"), win.close(),
-                                            qapp.quit()))
+            def save():
+                pix = win.grab()
+                code = 0
+                try:
+                    with atomic_path(out) as tmp:  # temp name + rename, like every file we write
+                        if not pix.save(str(tmp), "PNG"):
+                            raise OSError("Qt could not encode the PNG")
+                except OSError as e:
+                    print(f"dbd-studio: {out}: cannot write the screenshot ({e})", file=sys.stderr)
+                    code = 1
+                else:  # the window may be larger than --size if its panels need the room
+                    print(f"screenshot: {out} ({pix.width()}x{pix.height()})")
+                win.close()
+                qapp.exit(code)
+
+            QTimer.singleShot(400, save)
 
         if not win.entries:
             print("dbd-studio: nothing to show for the screenshot", file=sys.stderr)

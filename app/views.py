@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedLayout, QToolButton,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QStackedLayout, QToolButton,
                                QVBoxLayout, QWidget)
 
 from app.overlay import COLOR as MASK_COLOR, MaskOverlayItem
@@ -26,6 +26,7 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 MAP_CMAP = "viridis"
 DIFF_CMAP = "inferno"
 FOOTER_H = 30  # the same for every panel, so all view boxes get the same size
+SPACING = 4  # between the panels of the grid
 
 
 class FooterStrip(QWidget):
@@ -158,15 +159,8 @@ class ViewGrid(QWidget):
         }
         self.diff = ImagePanel("Disagreement |teacher − student|", DIFF_CMAP, "|Δ|")
         self.panels = [self.photo, self.maps["teacher"], self.maps["student"], self.diff]
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(4)
-        for k in range(2):
-            grid.setRowStretch(k, 1)
-            grid.setColumnStretch(k, 1)
-        for i, p in enumerate(self.panels):
-            p.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # equal cells, whatever the content
-            grid.addWidget(p, i // 2, i % 2)
+        for p in self.panels:
+            p.setParent(self)
             p.maximise_toggled.connect(self.toggle_maximise)
             if p is not self.photo:
                 p.vb.setXLink(self.photo.vb)
@@ -177,6 +171,24 @@ class ViewGrid(QWidget):
         self.maximised = None if self.maximised is panel else panel
         for p in self.panels:
             p.setVisible(self.maximised is None or p is self.maximised)
+        self._place()
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._place()
+
+    def _place(self) -> None:
+        """Lay the panels out by hand: a grid layout splits odd sizes unevenly (one pixel more for
+        one row or column), which would make the linked views show slightly different regions."""
+        if self.maximised is not None:
+            self.maximised.setGeometry(0, 0, self.width(), self.height())
+            return
+        w, h = (self.width() - SPACING) // 2, (self.height() - SPACING) // 2
+        for i, p in enumerate(self.panels):
+            p.setGeometry((i % 2) * (w + SPACING), (i // 2) * (h + SPACING), w, h)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(320, 260)
 
     def fit(self, shape) -> None:
         h, w = shape[:2]

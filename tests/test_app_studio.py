@@ -1,73 +1,14 @@
 """End-to-end studio tests (offscreen, pytest-qt) with a fast, deterministic fake predictor."""
 
-import cv2
 import numpy as np
-import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPointF
 
-import app  # noqa: F401
-from app.main_window import MainWindow
 from app.models import FunctionPredictor, ModelProvider
 from dbd_core.annotate import ProjectStore
 from dbd_core.errors import WeightsMissingError
-
-pg.setConfigOptions(mouseRateLimit=0)  # else fast synthetic moves are dropped
-
-
-@pytest.fixture(autouse=True)
-def studio_home(tmp_path, monkeypatch):
-    """Automatic projects go to tmp_path, never to the user's real data folder."""
-    home = tmp_path / "studio-home"
-    monkeypatch.setenv("DBD_STUDIO_HOME", str(home))
-    return home
-
-
-def left_half(rgb):
-    m = np.full(rgb.shape[:2], 0.2, np.float32)
-    m[:, : rgb.shape[1] // 2] = 0.8
-    return m
-
-
-def left_third(rgb):
-    m = np.full(rgb.shape[:2], 0.1, np.float32)
-    m[:, : rgb.shape[1] // 3] = 0.9
-    return m
-
-
-def fake_provider():
-    return ModelProvider({"teacher": FunctionPredictor("fake-teacher", left_half),
-                          "student": FunctionPredictor("fake-student", left_third)})
-
-
-@pytest.fixture
-def photos(tmp_path, chelsea, coffee):
-    d = tmp_path / "photos"
-    d.mkdir()
-    for name, img in (("cat", chelsea), ("cup", coffee)):
-        small = cv2.resize(img, (120, 80), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(d / f"{name}.jpg"), small[..., ::-1])
-    return d
-
-
-def open_window(qtbot, photos=None, project=None, provider=None):
-    win = MainWindow(provider or fake_provider(), project=project)
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    if photos is not None:
-        with qtbot.waitSignal(win.maps_settled, timeout=10000):
-            win.add_paths([photos])
-    return win
-
-
-def wait_settled(qtbot, win):
-    qtbot.waitUntil(lambda: win.row >= 0 and all((win.path_of(win.row), r) in win.maps or
-                                                 (win.path_of(win.row), r) in win.failures for r in ("teacher", "student"))
-                    and win.session.model is not None, timeout=10000)
+from studio_fixtures import (drag, fake_provider, left_half, left_third, open_window, photos,  # noqa: F401
+                             studio_home, wait_settled)
 
 
 def test_launch_loads_photos_and_maps_arrive(qtbot, photos):
@@ -109,22 +50,6 @@ def test_threshold_changes_mask_and_hand_edits_are_protected(qtbot, photos):
     s.confirm = lambda text: True
     win.panel.reseed.click()
     assert s.model.mask.sum() == 0 and not s.model.hand_edited
-
-
-def drag(view, points, modifiers=Qt.KeyboardModifier.NoModifier):
-    """Press at points[0], move through the rest, release: synthetic events to the viewport."""
-    vp = view.viewport()
-
-    def send(kind, p, buttons):
-        ev = QMouseEvent(kind, QPointF(p), QPointF(vp.mapToGlobal(p.toPoint())), Qt.MouseButton.LeftButton,
-                         buttons, modifiers)
-        QApplication.sendEvent(vp, ev)
-
-    pts = [view.mapFromScene(p) for p in points]
-    send(QEvent.Type.MouseButtonPress, QPointF(pts[0]), Qt.MouseButton.LeftButton)
-    for p in pts[1:]:
-        send(QEvent.Type.MouseMove, QPointF(p), Qt.MouseButton.LeftButton)
-    send(QEvent.Type.MouseButtonRelease, QPointF(pts[-1]), Qt.MouseButton.NoButton)
 
 
 def test_synthetic_drag_paints_and_undo_redo_restore_exactly(qtbot, photos):
@@ -239,3 +164,131 @@ def test_missing_weights_message_is_shown_and_other_map_works(qtbot, photos):
     assert panel.image.image is None  # never a random map
     assert win.maps.get((win.path_of(0), "student")) is not None
     assert win.session.model.mask[:, :40].all()  # the mean seeds from the map that exists
+
+
+def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qtbot, photos, studio_home, tmp_path):
+    win = open_window(qtbot, photos)
+    s = win.session
+    folder = s.store.folder
+    win.select(1)  # the cup is seeded and saved, then not shown again until "Save project as…"
+    wait_settled(qtbot, win)
+    qtbot.waitUntil(lambda: (folder / "masks" / "cup.png").exists(), timeout=2000)
+    win.select(0)
+    wait_settled(qtbot, win)
+    assert s.persistent and s.auto and folder.parent == studio_home / "projects"
+    assert folder.name in win.windowTitle() and "Autosaving" in win.statusBar().currentMessage()
+    saves = []
+    real_save = s.store.save_mask
+    s.store.save_mask = lambda e, m: (saves.append(e.name), real_save(e, m))
+    qtbot.wait(800)  # the seed's own autosave
+    saves.clear()
+    for x in (70, 80, 90):  # three quick strokes: one debounced save
+        s.model.begin("hand"); s.model.paint_segment((x, 10), (x, 70), 3, 1); s.model.end(); s.hand_edit_done()
+        qtbot.wait(100)
+    qtbot.waitUntil(lambda: saves == ["cat"], timeout=1000)  # within a second of the last edit
+    qtbot.wait(300)
+    assert saves == ["cat"] and not list(folder.rglob("*.tmp*"))
+    mask = s.model.mask.copy()
+    win.close()
+
+    again = open_window(qtbot, photos)  # the same photo set finds its masks again
+    assert again.session.store.folder == folder and [e.name for e in again.entries] == ["cat", "cup"]
+    wait_settled(qtbot, again)
+    assert again.session.current.name == "cat" and again.session.current.hand_edited
+    assert np.array_equal(again.session.model.mask, mask)
+
+    named = tmp_path / "named"
+    again.session.save_as(named)  # "Save project as…" moves the automatic project
+    assert not folder.exists() and "named" in again.windowTitle() and not again.session.auto
+    assert ProjectStore.open(named).load_mask(again.entries[0]) is not None
+    assert (named / "masks" / "cup.png").exists()  # also masks of photos not shown since the reopen
+    again.session.set_status(again.session.current, "done")
+    qtbot.waitUntil(lambda: ProjectStore.open(named).photos[0].status == "done", timeout=2000)
+    again.close()
+
+
+def test_only_recent_masks_stay_in_memory_and_evicted_ones_reload(qtbot, tmp_path, monkeypatch):
+    import app.session as session_mod
+    from app.session import AnnotationSession
+
+    monkeypatch.setattr(session_mod, "RESIDENT_MASKS", 3)
+    s = AnnotationSession(ProjectStore.open(tmp_path / "p"), True, maps_for=lambda e: {})
+    entries = s.store.add_photos([tmp_path / f"photo{i}.jpg" for i in range(8)])
+    first = s.mask_for(entries[0], (30, 40))
+    first.begin("hand"); first.paint_segment((5, 5), (30, 20), 2, 1); first.end(); s.hand_edit_done()
+    edited = first.mask.copy()
+    for e in entries[1:]:
+        s.mask_for(e, (30, 40))
+    assert "photo0" in s.masks and len(s.masks) == 3  # unsaved changes are never dropped
+    s.save_now()
+    s.mask_for(entries[1], (30, 40))
+    assert list(s.masks) == ["photo6", "photo7", "photo1"]  # the least recently shown clean one went
+    again = s.mask_for(entries[0], (30, 40))  # reloaded from the project on demand
+    assert again is not first and np.array_equal(again.mask, edited) and again.hand_edited
+    assert len(s.masks) == 3 and s.current is entries[0]
+
+
+def test_thumbnail_uses_reduced_decode_and_keeps_exif_orientation(tmp_path, chelsea, monkeypatch):
+    import cv2
+    from PIL import Image
+
+    import app.workers as workers
+
+    stored = cv2.resize(chelsea, (1600, 1056))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90° clockwise
+    Image.fromarray(stored).save(tmp_path / "rot.jpg", quality=92, exif=exif)
+    full = workers.read_image(tmp_path / "rot.jpg")
+    assert full.shape == (1600, 1056, 3)
+    decoded = []
+    real = workers.decode_image_bytes
+    monkeypatch.setattr(workers, "decode_image_bytes", lambda d, n, r: decoded.append(r) or real(d, n, r))
+    monkeypatch.setattr(workers, "read_image", lambda p: pytest.fail("full decode for a JPEG thumbnail"))
+    thumb, size = workers.make_thumbnail(str(tmp_path / "rot.jpg"))
+    assert decoded == [8] and size == (1600, 1056) and thumb.shape == (96, 63, 3)
+    ref = cv2.resize(full, (63, 96), interpolation=cv2.INTER_AREA)
+    assert np.abs(ref.astype(int) - thumb).mean() < 3  # same picture, same orientation
+
+
+@pytest.mark.parametrize("size", [(1200, 800), (1501, 651), (1333, 977)])
+def test_all_four_views_show_the_same_region(qtbot, photos, size):
+    from PySide6.QtWidgets import QApplication
+
+    win = open_window(qtbot, photos)
+    win.resize(*size)
+    QApplication.processEvents()
+    win.views.fit((80, 120))
+    QApplication.processEvents()
+    vbs = [p.vb for p in win.views.panels]
+    ref = np.array(vbs[0].viewRange())
+    for vb in vbs[1:]:
+        assert vb.size() == vbs[0].size()
+        assert np.allclose(np.array(vb.viewRange()), ref, atol=1e-6)
+    vbs[0].scaleBy((0.5, 0.5))  # zoom in the photo: the maps follow exactly
+    QApplication.processEvents()
+    for vb in vbs[1:]:
+        assert np.allclose(np.array(vb.viewRange()), np.array(vbs[0].viewRange()), atol=1e-6)
+
+
+def test_screenshot_mode_end_to_end(tmp_path, chelsea, coffee):
+    """The real entry point in its own process: LBP models, two small photos, exit code 0."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+
+    from studio_fixtures import write_photos
+
+    folder = write_photos(tmp_path / "shots", {"cat": chelsea, "cup": coffee}, size=(160, 106))
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DBD_STUDIO_HOME=str(tmp_path / "home"))
+    code = "import sys, app.main; sys.exit(app.main.main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "--teacher", "lbp", "--student", "lbp", "--threads", "1",
+                        "--size", "1000x700", "--screenshot", str(out), str(folder)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[:2] == (700, 1000) and "(1000x700)" in r.stdout
+    assert img.std() > 20  # a real picture, not a blank window
+    assert "Traceback" not in r.stderr
