@@ -190,6 +190,9 @@ class ViewGrid(QWidget):
     def minimumSizeHint(self) -> QSize:
         return QSize(320, 260)
 
+    def sizeHint(self) -> QSize:  # no layout to ask: claim the room the four views want
+        return QSize(1000, 720)
+
     def fit(self, shape) -> None:
         h, w = shape[:2]
         self.photo.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)

@@ -98,3 +98,10 @@ def click(view, point, modifiers=Qt.KeyboardModifier.NoModifier):
 def image_point(win, x, y):
     """Scene point of photo pixel coordinates (x, y) in the photo view."""
     return win.views.photo.vb.mapViewToScene(QPointF(x, y))
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    from skimage import data
+
+    return data.astronaut()

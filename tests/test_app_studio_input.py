@@ -1,0 +1,144 @@
+"""Studio input end to end: fill, polygon and lasso through synthetic mouse events on the photo
+view, keyboard shortcuts (brush size, navigation, outline) and drag-and-drop of a folder."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from studio_fixtures import (astronaut, click, drag, image_point, open_window, photos, studio_home,  # noqa: F401
+                             wait_settled, write_photos)
+
+
+def ready(qtbot, photos, threshold=None):
+    win = open_window(qtbot, photos)
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=3000)  # shortcuts need the active window
+    qtbot.wait(50)  # let the views settle before mapping pixels to screen positions
+    if threshold is not None:
+        win.panel.spin.setValue(threshold)
+    return win
+
+
+def key(win, k, mod=Qt.KeyboardModifier.NoModifier):
+    QTest.keyClick(win, k, mod)
+    QApplication.processEvents()
+
+
+def test_flood_fill_click_flips_the_clicked_region(qtbot, photos):
+    win = ready(qtbot, photos)  # seed: columns < 60 blurred, the rest sharp
+    s, view = win.session, win.views.photo.glw
+    seed = s.model.mask.copy()
+    key(win, Qt.Key.Key_F)
+    assert win.tools.tool == "fill" and win.panel.tool_buttons["fill"].isChecked()
+    click(view, image_point(win, 100.5, 40.5))
+    assert s.model.mask.all() and s.current.status == "in progress"  # the sharp region joined the blurred
+    click(view, image_point(win, 10.5, 10.5))
+    assert not s.model.mask.any()  # and flipping the (now whole) blurred region clears it
+    key(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(s.model.mask, seed)
+
+
+def test_polygon_clicks_then_enter_fill_and_shift_paints_sharp(qtbot, photos):
+    win = ready(qtbot, photos, threshold=0.99)  # empty mask
+    s, view = win.session, win.views.photo.glw
+    key(win, Qt.Key.Key_G)
+    for x, y in ((20, 10), (100, 10), (100, 70), (20, 70)):
+        click(view, image_point(win, x, y))
+    assert not s.model.mask.any()  # nothing until the polygon is closed
+    key(win, Qt.Key.Key_Return)
+    m = s.model.mask
+    assert m[12:68, 22:98].all() and not m[:8].any() and not m[:, :18].any() and not m[:, 102:].any()
+    # Shift-clicked polygon: paints sharp inside the blurred square.
+    shift = Qt.KeyboardModifier.ShiftModifier
+    for x, y in ((40, 30), (80, 30), (80, 50)):
+        click(view, image_point(win, x, y), shift)
+    key(win, Qt.Key.Key_Return)
+    assert not s.model.mask[32:45, 70:78].any() and s.model.mask[60:66, 30:90].all()
+    # Escape drops a polygon in progress.
+    click(view, image_point(win, 2, 2)); click(view, image_point(win, 10, 2)); click(view, image_point(win, 10, 8))
+    before = s.model.mask.copy()
+    key(win, Qt.Key.Key_Escape)
+    key(win, Qt.Key.Key_Return)
+    assert np.array_equal(s.model.mask, before)
+
+
+def test_lasso_drag_fills_on_release_as_one_undo_step(qtbot, photos):
+    win = ready(qtbot, photos, threshold=0.99)
+    s = win.session
+    key(win, Qt.Key.Key_G)
+    outline = [(30, 15), (60, 12), (90, 15), (95, 40), (90, 65), (60, 68), (30, 65), (25, 40)]
+    drag(win.views.photo.glw, [image_point(win, x, y) for x, y in outline])
+    m = s.model.mask
+    assert m[20:60, 35:85].all() and not m[:, :20].any() and not m[:, 100:].any()
+    assert win.panel.undo.isEnabled()
+    win.panel.undo.click()
+    assert not s.model.mask.any()
+
+
+def test_bracket_keys_change_brush_size(qtbot, photos):
+    win = ready(qtbot, photos)
+    assert win.tools.radius == 12
+    key(win, Qt.Key.Key_BracketRight)
+    assert win.tools.radius == 15 and win.panel.radius.value() == 15
+    key(win, Qt.Key.Key_BracketLeft)
+    key(win, Qt.Key.Key_BracketLeft)
+    assert win.tools.radius == 10 and win.panel.radius.value() == 10
+    for _ in range(20):
+        key(win, Qt.Key.Key_BracketLeft)
+    assert win.tools.radius == 1  # never below one pixel
+
+
+def test_navigation_keys_next_previous_and_next_not_done(qtbot, tmp_path, chelsea, coffee, astronaut):
+    folder = write_photos(tmp_path / "three", {"a": chelsea, "b": coffee, "c": astronaut})
+    win = ready(qtbot, folder)
+    assert win.session.current.name == "a"
+    key(win, Qt.Key.Key_D)
+    wait_settled(qtbot, win)
+    assert win.session.current.name == "b"
+    win.session.set_status(win.session.current, "done")
+    key(win, Qt.Key.Key_A)
+    wait_settled(qtbot, win)
+    assert win.session.current.name == "a"
+    key(win, Qt.Key.Key_D, Qt.KeyboardModifier.ShiftModifier)  # next not done skips the done "b"
+    wait_settled(qtbot, win)
+    assert win.session.current.name == "c" and win.list.currentRow() == 2
+    key(win, Qt.Key.Key_A)
+    key(win, Qt.Key.Key_A)
+    key(win, Qt.Key.Key_A)  # wraps around: c -> b -> a -> c
+    wait_settled(qtbot, win)
+    assert win.session.current.name == "c"
+
+
+@pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")  # PySide flags the only ctor
+def test_drop_a_folder_adds_its_photos(qtbot, photos):
+    win = open_window(qtbot)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photos)), QUrl("https://example.com/x.jpg")])
+    pos = QPointF(win.width() / 2, win.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(win, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(win.maps_settled, timeout=10000):
+        QApplication.sendEvent(win, drop)
+    assert [e.name for e in win.entries] == ["cat", "cup"] and win.list.count() == 2
+    QApplication.sendEvent(win, drop)  # dropping the same folder again adds nothing
+    assert win.list.count() == 2
+
+
+def test_outline_key_toggles_outline_overlay(qtbot, photos):
+    win = ready(qtbot, photos)  # columns < 60 blurred
+    ov = win.views.overlay
+    alpha = lambda: ov._rgba[..., 3] > 0  # noqa: E731
+    assert np.array_equal(alpha(), win.session.model.mask > 0)
+    key(win, Qt.Key.Key_O)
+    assert win.panel.outline.isChecked() and ov.outline
+    a = alpha()
+    assert a[:, 59:61].all() and not a[:, 10:56].any() and not a[:, 64:].any()  # only the edge
+    key(win, Qt.Key.Key_O)
+    assert not ov.outline and np.array_equal(alpha(), win.session.model.mask > 0)
