@@ -120,3 +120,32 @@ def test_bad_project_file_is_input_error(tmp_path):
     from dbd_core.errors import InputError
     with pytest.raises(InputError, match="project.json"):
         ProjectStore.open(tmp_path)
+
+
+def test_auto_project_name_is_stable_for_a_photo_set(tmp_path):
+    from dbd_core.annotate.project import auto_project_name
+
+    a, b = tmp_path / "a.jpg", tmp_path / "trip photos"
+    assert auto_project_name([a, b]) == auto_project_name([str(b), a, a])  # order and repeats ignored
+    assert auto_project_name([a]) != auto_project_name([a, b])
+    assert auto_project_name([b]).startswith("trip_photos-")
+    assert auto_project_name([]).startswith("untitled-")
+
+
+def test_move_to_copies_masks_keeps_photo_paths_and_removes_old(tmp_path):
+    old = ProjectStore.open(tmp_path / "auto")
+    (tmp_path / "auto" / "inside.jpg").write_bytes(b"x")  # a photo stored relative to the old folder
+    entries = old.add_photos([tmp_path / "auto" / "inside.jpg", tmp_path / "out.jpg"])
+    old.save_mask(entries[0], np.eye(4, dtype=np.uint8))
+    old.save_index()
+    new = old.move_to(tmp_path / "named", remove_old=True)
+    assert not (tmp_path / "auto").exists()
+    again = ProjectStore.open(tmp_path / "named")
+    assert [e.name for e in again.photos] == ["inside", "out"]
+    assert again.resolve(again.photos[0]) == (tmp_path / "auto" / "inside.jpg").resolve()
+    assert np.array_equal(again.load_mask(again.photos[0]), np.eye(4, dtype=np.uint8))
+    assert again.load_mask(again.photos[1]) is None
+    assert new.photos is old.photos and new.photos[0] is entries[0]  # the studio keeps its references
+    # A target inside the old folder must not be deleted with it.
+    inner = again.move_to(tmp_path / "named" / "sub", remove_old=True)
+    assert (tmp_path / "named" / "sub" / "project.json").exists() and inner.folder.exists()
