@@ -9,7 +9,7 @@ at 320x320 of the exported network.
 Peak memory = growth of the process's resident set (RSS) during one full-photo prediction: the kernel's
 high-water mark (VmHWM in /proc/self/status) is reset through /proc/self/clear_refs before the call and read
 after it, minus VmRSS before. It counts numpy, OpenCV and torch allocations alike (tracemalloc sees none of
-torch's). Where the reset is not allowed, a thread samples VmRSS every 2 ms instead (may miss short peaks).
+torch's). It runs in a fresh process per model (see ``peak_memory``). Where the reset is not allowed, a thread samples VmRSS every 2 ms instead (may miss short peaks).
 """
 
 from __future__ import annotations
@@ -177,17 +177,49 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
         row["latency_net_ms"] = _median_ms(lambda: small._predict_small(rgb), min(cfg.warmup, 2), cfg.repeats)
         row["latency_net_what"] = f"LBP map of a {w}x{h} photo (no network)"
     ph, pw = photo.shape[:2]
+    say(f"{name}: peak memory of a full {pw}x{ph} photo (fresh process)")
+    row.update(peak_memory(name, weights, cfg))
     say(f"{name}: full {pw}x{ph} photo -> full-size map")
-    with PeakRSS() as mem:
-        pred.predict(photo)  # also the warm-up of the full-size path
-    row["peak_mem_mb"] = mem.peak_mb
-    row["peak_mem_method"] = mem.method
+    pred.predict(photo)  # warm-up of the full-size path
     row["latency_photo_ms"] = _median_ms(lambda: pred.predict(photo), 0, cfg.photo_repeats)
     row["photo_size"] = f"{pw}x{ph}"
     if model is not None and cfg.onnx:
         row.update(_onnx_row(name, model, onnx_file, cfg, say))
     torch.set_num_threads(cfg.threads)
     return row
+
+
+def peak_memory(name: str, weights, cfg: BenchConfig) -> dict:
+    """Peak RSS growth of one full-photo prediction, measured in a fresh Python process.
+
+    In this process, memory freed by earlier measurements stays in the allocator's heap and would be reused
+    without growing RSS, so the figure would depend on what ran before. The child loads the model and the
+    photo, warms the model up on a small photo (one-time initialisation is not per-photo cost), then
+    measures one ``predict`` of the full photo with :class:`PeakRSS`."""
+    import json
+    import subprocess
+    import sys
+
+    spec = json.dumps({"name": name, "weights": None if weights is None else os.fspath(weights),
+                       "threads": cfg.threads, "photo_size": list(cfg.photo_size)})
+    proc = subprocess.run([sys.executable, "-m", "dbd_core.bench", spec], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DBDError(f"{name}: peak-memory process failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _peak_memory_child(spec: dict) -> dict:
+    from dbd_core.predict import set_threads
+
+    set_threads(spec["threads"])
+    photo = sample_photo(tuple(spec["photo_size"]))
+    pred = _load(spec["name"], spec["weights"], spec["threads"])
+    pred.predict(sample_photo((480, 640)))
+    with PeakRSS() as mem:
+        pred.predict(photo)
+    return {"peak_mem_mb": mem.peak_mb,
+            "peak_mem_method": f"fresh process, after a 640x480 warm-up: {mem.method}"}
 
 
 def _onnx_row(name, model, onnx_file, cfg: BenchConfig, say) -> dict:
@@ -274,3 +306,10 @@ def format_table(result: dict) -> str:
               f"photo: {meth['latency_photo_ms']}",
               "peak MB: " + next((r["peak_mem_method"] for r in result["models"] if "peak_mem_method" in r), "-")]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the peak-memory child process (see peak_memory)
+    import json
+    import sys
+
+    print(json.dumps(_peak_memory_child(json.loads(sys.argv[1]))))
