@@ -124,7 +124,7 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
     }
     save_model(target, model, card, half=cfg["model"]["save_half"])
     yield {"type": "done", "step": card["steps"], "summary": {
-        "kind": "finetune", "output": str(target), "parent": str(parent), "before": before, "after": after,
+        "kind": "finetune", "steps": card["steps"], "output": str(target), "parent": str(parent), "before": before, "after": after,
         "n_train": len(train), "n_val": len(val), "wall_s": card["wall_s"], "stopped_early": card["stopped_early"],
         "checkpoint": final["summary"]["checkpoint"] if final else None}}
 
