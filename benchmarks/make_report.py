@@ -53,10 +53,9 @@ def part_eval(args, log: list[str]) -> None:
     from dbd_core.plots import save_curves
 
     if not (args.bench_data / "dataset.json").is_file():
-        cmd = ["dbd", "synth", "--preset", "bench", "--sharp", str(args.sharp), "--out", str(args.bench_data)]
         if args.sharp is None:
             raise SystemExit(f"{args.bench_data}: no bench set there; give --sharp DIR to render it")
-        _run(cmd, log)
+        _run(["dbd", "synth", "--preset", "bench", "--sharp", str(args.sharp), "--out", str(args.bench_data)], log)
     curves = {}
     for name in MODELS:
         src = _model_source(name, args)

@@ -146,7 +146,7 @@ def test_cli_bench_tiny(tmp_path, capsys):
     weights = save_model(tmp_path / "tiny.pt", build_model("tiny"), {"note": "test only"})
     out = tmp_path / "bench.json"
     rc = dbd(["bench", "--models", "student,lbp", "--weights-student", str(weights), "--repeats", "2",
-              "--photo-repeats", "1", "--photo-size", "400x300", "--threads", "2", "--json", str(out), "--quiet"])
+              "--warmup", "1", "--photo-repeats", "1", "--photo-size", "400x300", "--threads", "2", "--json", str(out), "--quiet"])
     assert rc == 0
     table = capsys.readouterr().out
     assert "net 320x320 ms" in table and "photo 400x300 ms" in table and "2 threads" in table
@@ -170,7 +170,7 @@ def test_cli_bench_reports_bad_weights_and_goes_on(tmp_path, capsys):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a torch file")
     rc = dbd(["bench", "--models", "student,lbp", "--weights-student", str(bad), "--repeats", "1",
-              "--photo-repeats", "1", "--photo-size", "64x48", "--no-onnx", "--quiet"])
+              "--warmup", "0", "--photo-repeats", "1", "--photo-size", "64x48", "--no-onnx", "--quiet"])
     captured = capsys.readouterr()
     assert rc == 1
     assert "broken.pt" in captured.err and "Traceback" not in captured.err

@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--onnx-student", type=Path, metavar="FILE", help="time this exported student .onnx")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime measurement")
     p.add_argument("--repeats", type=int, default=20, help="timed forwards at 320x320 (median; default 20)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed forwards before timing (default 5)")
     p.add_argument("--photo-repeats", type=int, default=3, help="timed full-photo predictions (default 3)")
     p.add_argument("--photo-size", type=_size, default=(3000, 4000), metavar="WxH",
                    help="full photo size (default 4000x3000)")
@@ -51,6 +52,7 @@ def add_parser(sub) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The exact command, rebuilt from the parsed options (independent of how dbd was started)."""
     parts = ["dbd", "bench", "--models", args.models, "--repeats", str(args.repeats),
+             "--warmup", str(args.warmup),
              "--photo-repeats", str(args.photo_repeats),
              "--photo-size", f"{args.photo_size[1]}x{args.photo_size[0]}", "--threads", str(args.threads)]
     for opt in ("weights_teacher", "weights_student", "onnx_teacher", "onnx_student", "json"):
@@ -68,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in KNOWN]
     if bad or not models:
         raise InputError(None, f"--models: unknown {', '.join(bad) or '(none given)'}; use {', '.join(KNOWN)}")
-    if args.repeats < 1 or args.photo_repeats < 1 or args.threads < 1:
-        raise InputError(None, "--repeats, --photo-repeats and --threads must be >= 1")
+    if min(args.repeats, args.photo_repeats, args.threads) < 1 or args.warmup < 0:
+        raise InputError(None, "--repeats, --photo-repeats and --threads must be >= 1, --warmup >= 0")
     for opt in ("weights_teacher", "weights_student", "onnx_teacher", "onnx_student"):
         f = getattr(args, opt)
         if f is not None and not f.is_file():
             raise InputError(f, "no such file" if not f.exists() else "not a file")
-    cfg = BenchConfig(threads=args.threads, repeats=args.repeats, photo_size=args.photo_size,
+    cfg = BenchConfig(threads=args.threads, repeats=args.repeats, warmup=args.warmup, photo_size=args.photo_size,
                       photo_repeats=args.photo_repeats, onnx=not args.no_onnx)
     weights = {k: v for k, v in (("teacher", args.weights_teacher), ("student", args.weights_student)) if v}
     onnx = {k: v for k, v in (("teacher", args.onnx_teacher), ("student", args.onnx_student)) if v}
