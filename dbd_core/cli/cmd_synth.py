@@ -38,8 +38,9 @@ def _config(args):
 
     cfg = SynthConfig(size=args.size)
     if args.preset == "bench":
-        # Native-scale crops near the centre, and no all-sharp/all-blurred frames: a one-class gt makes
-        # F-measures undefined and would only add noise to the benchmark.
+        # Native-scale crops near the centre, and the all-sharp/all-blurred scene types are not drawn.
+        # A centre crop can still fall inside one layer (a few frames come out one-class); they stay,
+        # like real photos that are wholly sharp, and the metrics' empty-mask conventions apply.
         cfg.crop = "centre"
         cfg.scene_probs = {k: v for k, v in cfg.scene_probs.items() if k not in ("all_sharp", "all_blurred")}
     if args.coc_threshold is not None:
