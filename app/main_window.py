@@ -60,6 +60,9 @@ class MainWindow(QMainWindow):
         self.worker = MapWorker(self.provider)
         self._wire()
         self._menus()
+        from app.finetune_controller import FinetuneController
+
+        self.finetune = FinetuneController(self)  # Fine-tune dock + Models menu; applies adopted versions
         self.worker.start()
         if persistent:
             self._on_project(str(store.folder), False)
@@ -339,6 +342,9 @@ class MainWindow(QMainWindow):
         self.add_paths([p for p in paths if p.is_dir() or is_image_file(p)])
 
     def closeEvent(self, ev) -> None:
+        if not self.finetune.may_close():  # a running fine-tune: ask, then cancel and wait
+            ev.ignore()
+            return
         self.session.save_now()
         self.worker.stop()
         super().closeEvent(ev)

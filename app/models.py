@@ -34,12 +34,17 @@ class ModelProvider:
         self.threads = threads
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._labels: dict[str, str] = {}
+        self._epochs: dict[str, int] = {}  # bumped by set_spec: maps of an older epoch are stale
+        self._publish_lock = threading.Lock()
 
     @property
     def roles(self) -> tuple[str, ...]:
         return tuple(self.specs)
 
     def label(self, role: str) -> str:
+        if role in self._labels:
+            return self._labels[role]
         spec = self.specs[role]
         return spec if isinstance(spec, str) else getattr(spec, "name", role)
 
@@ -56,3 +61,28 @@ class ModelProvider:
                     spec = load_predictor(spec, threads=self.threads)
                 self._loaded[role] = spec
             return self._loaded[role]
+
+    # ---------------------------------------------------------------- model swaps (fine-tune versions)
+    def epoch(self, role: str) -> int:
+        return self._epochs.get(role, 0)
+
+    def set_spec(self, role: str, spec, label: str | None = None) -> None:
+        """Use another model for ``role`` (loaded lazily like the first). Maps computed with the old
+        one are not published any more (see ``publish``)."""
+        with self._publish_lock, self._lock:
+            self.specs[role] = spec
+            self._loaded.pop(role, None)
+            if label is None:
+                self._labels.pop(role, None)
+            else:
+                self._labels[role] = label
+            self._epochs[role] = self.epoch(role) + 1
+
+    def publish(self, role: str, epoch: int, emit: Callable[[], None]) -> bool:
+        """Call ``emit`` (a worker's signal) only if ``role`` still has the model of ``epoch``. Under
+        the same lock as set_spec, so a result is either sent before a swap or dropped."""
+        with self._publish_lock:
+            if self.epoch(role) != epoch:
+                return False
+            emit()
+            return True

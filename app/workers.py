@@ -77,6 +77,11 @@ class ResultCache:
     def __contains__(self, key) -> bool:
         return key in self._items
 
+    def discard_where(self, pred) -> None:
+        """Drop the entries whose key matches (a model swap invalidates one role's maps)."""
+        for key in [k for k in self._items if pred(k)]:
+            del self._items[key]
+
     def put(self, key, value) -> None:
         self._items[key] = value
         self._items.move_to_end(key)

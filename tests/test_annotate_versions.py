@@ -1,0 +1,111 @@
+"""Project model versions and the project fine-tune driver, without Qt."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from dbd_core.annotate import ProjectStore
+from dbd_core.annotate.finetune import NotEnoughPhotos, check_ready, done_entries, project_finetune
+from dbd_core.annotate.versions import ModelVersions
+from dbd_core.errors import InputError
+from dbd_core.images import write_png
+from dbd_core.nets import build_model
+from dbd_core.weights import save_model
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ProjectStore.open(tmp_path / "proj")
+
+
+def candidate(store, name, seed=0):
+    torch.manual_seed(seed)
+    card = {"parent": {"version": "base"}, "metrics": {"before": {"mae": 0.3}, "after": {"mae": 0.2}}}
+    return save_model(store.folder / "models" / f"{name}.pt", build_model("tiny", width=4), card)
+
+
+def test_adopt_switch_and_persist(store):
+    vs = ModelVersions(store)
+    assert vs.list("student") == [] and vs.active("student") is None
+    v1 = vs.adopt("student", candidate(store, "base-ft1"))
+    v2 = vs.adopt("student", candidate(store, "base-ft2", seed=1))
+    assert [v.name for v in vs.list("student")] == ["base-ft1", "base-ft2"]
+    assert vs.active("student").name == "base-ft2" and v1.parent == "base"
+    assert v2.metrics["after"]["mae"] == 0.2 and v2.card_path.is_file()
+    vs.set_active("student", "base-ft1")
+    reopened = ModelVersions(ProjectStore.open(store.folder))  # lives in project.json
+    assert reopened.active("student").name == "base-ft1"
+    index = json.loads((store.folder / "project.json").read_text())
+    assert index["models"]["student"]["versions"][1]["file"] == "models/base-ft2.pt"
+    vs.set_active("student", None)
+    assert ModelVersions(ProjectStore.open(store.folder)).active("student") is None
+    with pytest.raises(KeyError):
+        vs.set_active("student", "nope")
+
+
+def test_adopt_refuses_outside_files_and_damaged_weights(store, tmp_path):
+    vs = ModelVersions(store)
+    outside = save_model(tmp_path / "elsewhere.pt", build_model("tiny", width=4), {})
+    with pytest.raises(InputError, match="models/ folder"):
+        vs.adopt("student", outside)
+    damaged = candidate(store, "base-ft1")
+    damaged.write_bytes(damaged.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(InputError, match="cannot adopt"):
+        vs.adopt("student", damaged)
+    assert vs.list("student") == []
+
+
+def test_discard_deletes_a_candidate_but_never_an_adopted_version(store):
+    vs = ModelVersions(store)
+    kept = candidate(store, "base-ft1")
+    vs.adopt("student", kept)
+    with pytest.raises(InputError, match="adopted"):
+        vs.discard(kept)
+    gone = candidate(store, "base-ft2")
+    (store.folder / "models" / "runs" / "base-ft2").mkdir(parents=True)
+    vs.discard(gone)
+    assert not gone.exists() and not gone.with_suffix(".json").exists()
+    assert not (store.folder / "models" / "runs" / "base-ft2").exists() and kept.exists()
+
+
+def test_active_version_with_missing_file_falls_back_to_base(store):
+    vs = ModelVersions(store)
+    p = candidate(store, "base-ft1")
+    vs.adopt("student", p)
+    p.unlink()
+    assert vs.active("student") is None
+
+
+def _photos(store, tmp_path, n, done):
+    for i in range(n):
+        img = np.full((24, 32, 3), 40 * i % 255, np.uint8)
+        write_png(tmp_path / f"p{i}.png", img)
+    store.add_photos([tmp_path / f"p{i}.png" for i in range(n)])
+    for i, e in enumerate(store.photos):
+        if i < done:
+            store.save_mask(e, np.eye(24, 32, dtype=np.uint8))
+            e.status = "done"
+    store.save_index()
+
+
+def test_too_few_done_photos(store, tmp_path):
+    _photos(store, tmp_path, 6, done=3)
+    store.photos[4].status = "done"  # done but without a saved mask: does not count
+    assert len(done_entries(store)) == 3
+    with pytest.raises(NotEnoughPhotos, match="at least 5 .* has 3"):
+        check_ready(store)
+    events = list(project_finetune(store, "student", tmp_path / "none.pt"))
+    assert [e["type"] for e in events] == ["error"] and "at least 5" in events[0]["message"]
+
+
+def test_cancel_before_training_writes_no_version(store, tmp_path):
+    _photos(store, tmp_path, 5, done=5)
+    parent = save_model(tmp_path / "base.pt", build_model("tiny", width=4), {})
+    cancel = threading.Event()
+    cancel.set()
+    events = list(project_finetune(store, "student", parent, cancel))
+    assert events[-1]["type"] == "cancelled"
+    assert not (store.folder / "models").exists() or not list((store.folder / "models").glob("*.pt"))
