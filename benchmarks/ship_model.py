@@ -1,0 +1,109 @@
+"""Ship a trained run as resources/models/<name>.pt with a complete model card.
+
+    python benchmarks/ship_model.py teacher --run runs/teacher --config resources/configs/teacher.toml --half
+    python benchmarks/ship_model.py student --run runs/student --config resources/configs/student.toml \
+        --teacher-weights resources/models/teacher.pt
+    python benchmarks/record_bench_sample.py          # then: bench_sample metrics into the cards
+
+The card records the architecture, parameters, the recipe (path and full TOML text), the data, the wall time
+summed over every segment of the run (a run resumed after an interruption has several), the steps, the
+final validation metrics with their protocol, and (written by save_model) the sha256 of the weights file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run_segments(events_path: Path) -> dict:
+    """Wall time and steps over all segments of a run (each 'start' event opens one)."""
+    segments, current, last_done = [], None, None
+    for line in events_path.read_text(encoding="utf-8").splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("type") == "start":
+            if current:
+                segments.append(current)
+            current = {"t0": ev["time"], "t1": ev["time"], "start_step": ev.get("start_step", 0),
+                       "total_steps": ev.get("total_steps")}
+        elif current is not None:
+            current["t1"] = ev.get("time", current["t1"])
+            if "step" in ev:
+                current["end_step"] = ev["step"]
+        if ev.get("type") == "done":
+            last_done = ev
+    if current:
+        segments.append(current)
+    if last_done is None:
+        raise SystemExit(f"{events_path}: the run has no 'done' event (it did not finish)")
+    return {
+        "wall_time_s": round(sum(s["t1"] - s["t0"] for s in segments), 1),
+        "segments": [{"from_step": s["start_step"], "to_step": s.get("end_step"), "total_steps": s["total_steps"],
+                      "wall_s": round(s["t1"] - s["t0"], 1)} for s in segments],
+        "steps": last_done.get("step"),
+        "summary": last_done.get("summary", {}),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", choices=["teacher", "student"])
+    ap.add_argument("--run", type=Path, required=True, help="run folder with model.pt and events.jsonl")
+    ap.add_argument("--config", type=Path, required=True, help="the recipe the run used")
+    ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    ap.add_argument("--teacher-weights", type=Path, help="student: the teacher it was distilled from")
+    ap.add_argument("--models-dir", type=Path, default=REPO / "resources" / "models")
+    ap.add_argument("--note", default="", help="free text for the card (e.g. how the run was interrupted)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from dbd_core.train.config import load_config
+    from dbd_core.weights import load_model_file, save_model, sha256_file
+
+    model, run_card = load_model_file(args.run / "model.pt")
+    cfg = load_config(args.config)
+    run = run_segments(args.run / "events.jsonl")
+    summary = run["summary"]
+    data = dict(cfg["data"])
+    data["sources"] = "BSDS500 train+val, Kodak24, McMaster (../shared/data/sharp; BSDS500 test photos excluded: "\
+                      "they are the benchmark's)"
+    data["rendering"] = "synthetic defocus rendered on the fly (dbd_core.data.synth), deterministic by seed and index"
+    card = {
+        "name": args.name,
+        "description": {"teacher": "DeFusionNet-style teacher on EfficientNet-Lite0 (FSHF/FSEF, FFRM with CAM, FAM, "
+                                   "3 recurrent cross-layer refinement steps, deep supervision, DenseASPP + non-local)",
+                        "student": "compact student distilled from the teacher with the Distill-DBDGAN objective"
+                        }[args.name],
+        "polarity": "output probability 1 = blurred (out of focus)",
+        "recipe": {"config": str(args.config), "toml": args.config.read_text(encoding="utf-8"),
+                   "command": run_card.get("command") or f"dbd train {args.name} --config {args.config}"},
+        "data": data,
+        "training": {"steps": run["steps"], "segments": run["segments"], "device": "cpu (2 cores)",
+                     "torch": torch.__version__, "note": args.note},
+        "wall_time_s": run["wall_time_s"],
+        "metrics": {"validation": summary.get("best_metrics") or summary.get("metrics"),
+                    "best_step": summary.get("best_step"),
+                    "protocol": "held-out synthetic renders of the training distribution (val.fraction of the "
+                                "recipe), dbd_core.metrics.Evaluator"},
+        "shipped_by": shlex.join(["python", "benchmarks/ship_model.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    if args.teacher_weights:
+        card["teacher"] = {"file": args.teacher_weights.name, "sha256": sha256_file(args.teacher_weights)}
+    out = save_model(args.models_dir / f"{args.name}.pt", model, card, half=args.half)
+    print(f"shipped {out} ({out.stat().st_size / 1e6:.2f} MB), wall time {run['wall_time_s'] / 60:.1f} min, "
+          f"{run['steps']} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
