@@ -60,7 +60,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: dict | None = No
         if half and v.is_floating_point():
             v = v.half()
         state[k] = v
-    card = dict(card or {})
+    # A JSON round trip keeps the payload loadable with weights_only=True (no foreign objects such as
+    # torch's TorchVersion strings can slip into the pickle through the card).
+    card = json.loads(json.dumps(dict(card or {}), default=str))
     payload = {"format": FORMAT, "version": VERSION, "arch": arch, "arch_kwargs": arch_kwargs,
                "state_dict": state, "card": card}
     with atomic_path(path) as tmp:
