@@ -236,14 +236,16 @@ class FinetuneController(QObject):
             except DBDError as e:
                 self.inform(str(e))
 
-    def may_close(self, timeout_ms: int = 30000) -> bool:
+    def may_close(self) -> bool:
         """Before the window closes: a running fine-tune is cancelled (if the user agrees) and waited for;
         an unadopted result is adopted or discarded."""
         if self.running:
             if not self.ask("A fine-tune is running. Cancel it and close?"):
                 return False
             self.worker.cancel()
-            self.worker.wait(timeout_ms)
+            # No time limit: the engine stops at the next step boundary, and destroying a running
+            # QThread would abort the process.
+            self.worker.wait()
             QCoreApplication.processEvents()  # its last events (a run may have finished meanwhile)
         if self.candidate is not None:
             if self.ask(f"Adopt the fine-tuned {Path(self.candidate['output']).stem} before closing? "

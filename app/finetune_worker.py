@@ -35,12 +35,15 @@ class FinetuneWorker(QThread):
 
     def run(self) -> None:
         ended = False
+        events = None
         try:
-            for ev in self._run(self.cancel_event):
+            events = self._run(self.cancel_event)
+            for ev in events:
                 ended = ended or ev.get("type") in TERMINAL
                 self.event.emit(copy.deepcopy(ev))
                 if ended:
                     break
+            events.close()  # runs the generator's clean-up now, on this thread
         except Exception as e:  # a bug must reach the user as a message, not kill the thread silently
             traceback.print_exc()
             self.event.emit({"type": "error", "step": None, "message": f"fine-tune failed: {type(e).__name__}: {e}"})

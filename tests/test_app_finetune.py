@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PySide6.QtCore import Qt
 
 import app  # noqa: F401
 from app.main_window import MainWindow
@@ -100,7 +101,7 @@ def test_finetune_from_menu_shows_progress_then_adopt_swaps_maps_and_rollback_re
     candidate = project / "models" / "tiny-ft1.pt"
     assert candidate.is_file() and not (project / "models" / "runs").exists()
 
-    qtbot.mouseClick(panel.adopt, 1)  # Qt.LeftButton
+    qtbot.mouseClick(panel.adopt, Qt.MouseButton.LeftButton)
     index = json.loads((project / "project.json").read_text())
     assert index["models"]["student"]["active"] == "tiny-ft1"
     assert win.provider.label("student") == "tiny-ft1"
@@ -132,7 +133,7 @@ def test_cancel_stops_quickly_and_leaves_weights_untouched(qtbot, project, weigh
     win = open_window(qtbot, project, weights, steps=100000)
     digest = sha(weights)
     ft = win.finetune
-    ft.run_event.connect(lambda ev: ev["type"] == "step" and ev["step"] == 3 and qtbot.mouseClick(ft.panel.cancel, 1))
+    ft.run_event.connect(lambda ev: ev["type"] == "step" and ev["step"] == 3 and qtbot.mouseClick(ft.panel.cancel, Qt.MouseButton.LeftButton))
     end, events = run_to_end(qtbot, win, lambda: ft.start("student"), timeout=600000)
     assert end["type"] == "cancelled"
     assert max(e["step"] for e in events if e["type"] == "step") < 100
@@ -168,17 +169,27 @@ def test_lbp_view_cannot_be_finetuned(qtbot, project, weights):
     assert "LBP" in win.finetune.messages[-1]
 
 
-def test_diverged_run_is_reported_and_nothing_adopted(qtbot, project, tmp_path):
+def test_diverged_run_is_reported_and_nothing_adopted(qtbot, project, weights):
+    win = open_window(qtbot, project, weights, steps=20)
+    win.finetune.config["optim"].update(lr=float("inf"), warmup_steps=0)  # weights blow up after one step
+    end, events = run_to_end(qtbot, win, lambda: win.finetune.start("student"))
+    assert end["type"] == "error" and "diverged" in end["message"]
+    assert any(e["type"] == "step" for e in events)  # it did start training
+    assert "Nothing was adopted" in win.finetune.panel.status.text()
+    assert not list((project / "models").glob("*.pt")) and win.finetune.candidate is None
+    assert not win.finetune.panel.adopt.isEnabled() and win.finetune.panel.start.isEnabled()
+    assert not (project / "models" / "runs").exists()
+
+
+def test_nan_parent_weights_are_reported(qtbot, project, tmp_path):
     net = build_model("tiny", width=8)
     with torch.no_grad():
-        next(net.parameters()).fill_(float("nan"))  # every loss is NaN from the first step
+        next(net.parameters()).fill_(float("nan"))
     bad = save_model(tmp_path / "bad.pt", net, {})
     win = open_window(qtbot, project, bad)
     end, _ = run_to_end(qtbot, win, lambda: win.finetune.start("student"))
-    assert end["type"] == "error" and "diverged" in end["message"]
-    assert "Nothing was adopted" in win.finetune.panel.status.text()
-    assert not list((project / "models").glob("*.pt")) and win.finetune.candidate is None
-    assert not win.finetune.panel.adopt.isEnabled()
+    assert end["type"] == "error" and "NaN" in end["message"]
+    assert not list((project / "models").glob("*.pt"))
 
 
 def test_closing_during_a_run_asks_then_cancels(qtbot, project, weights):

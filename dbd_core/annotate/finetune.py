@@ -75,18 +75,25 @@ def project_finetune(store: ProjectStore, role: str, parent: str | Path, cancel=
         for ev in run_finetune(job, cancelled):
             if ev["type"] == "start":
                 run_dir = ev.get("run_dir")
+            if ev["type"] in ("done", "cancelled", "error"):
+                _remove_run(run_dir)  # before the last event: a consumer may stop iterating there
+                run_dir = None
             if ev["type"] == "done":
                 ev["summary"]["role"] = role
             yield ev
     except DBDError as e:
         yield {"type": "error", "step": None, "message": str(e)}
     finally:
-        if run_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            try:
-                Path(run_dir).parent.rmdir()  # models/runs/, when no other run is in it
-            except OSError:
-                pass
+        _remove_run(run_dir)
+
+
+def _remove_run(run_dir: str | None) -> None:
+    if run_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            Path(run_dir).parent.rmdir()  # models/runs/, when no other run is in it
+        except OSError:
+            pass
 
 
 def _export(data: Path, store, entries, cancelled):
