@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--photos", type=int, default=20)
     p.add_argument("--size", default="4032x3024", help="photo size WxH")
     p.add_argument("--render", type=int, default=1024, help="synthetic render size before upscaling")
+    p.add_argument("--teacher", default="teacher", help="model of the teacher view (teacher, lbp or a file)")
     p.add_argument("--steps", type=int, help="override the recipe's run.steps")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="JSON with the numbers")
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
 
     qapp = QApplication.instance() or QApplication([])
     apply_theme(qapp)
-    win = MainWindow(ModelProvider({"teacher": "lbp", "student": str(Path(args.weights).resolve())},
+    win = MainWindow(ModelProvider({"teacher": args.teacher, "student": str(Path(args.weights).resolve())},
                                    threads=args.threads), project=proj)
     win.resize(1600, 950)
     win.show()
