@@ -51,9 +51,11 @@ def test_shipped_recipes_are_valid(name):
 
 
 def test_relative_paths_resolve_against_config_folder(tmp_path):
-    (tmp_path / "data").mkdir()
+    # A name that cannot exist relative to the cwd, so only the config's folder can resolve it.
+    name = f"data-{tmp_path.name}"
+    (tmp_path / name).mkdir()
     sub = tmp_path / "configs"
     sub.mkdir()
     cfg = load_config(_write(sub, ""))
-    assert resolve_path("../data", cfg) == str(sub / "../data")
+    assert resolve_path(f"../{name}", cfg) == str(sub / f"../{name}")
     assert validate({}, "x")["run"]["kind"] == "teacher"
