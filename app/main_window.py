@@ -63,6 +63,10 @@ class MainWindow(QMainWindow):
         from app.finetune_controller import FinetuneController
 
         self.finetune = FinetuneController(self)  # Fine-tune dock + Models menu; applies adopted versions
+        # The tabbed right dock would otherwise take the fine-tune panel's wide size hint and squeeze the views.
+        right = [d for d in self.findChildren(QDockWidget)
+                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        self.resizeDocks(right, [380] * len(right), Qt.Orientation.Horizontal)
         self.worker.start()
         if persistent:
             self._on_project(str(store.folder), False)
