@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="JSON with the numbers")
     p.add_argument("--screenshot", type=Path, help="grab the window mid-run, then cancel the run")
     p.add_argument("--shot-at-step", type=int, default=20)
+    p.add_argument("--baseline", type=float, default=0, help="seconds of idle-window stall measurement first")
     args = p.parse_args(argv)
 
     import torch
@@ -135,11 +136,28 @@ def main(argv=None) -> int:
             qapp.quit()
 
     ctl.run_event.connect(on_event)
-    marks["start"] = time.perf_counter()
-    meter.start()
-    if not ctl.start("student"):
-        return 2
+    from PySide6.QtCore import QTimer
+
+    def begin_run():
+        if args.baseline:  # the same meter with the window idle: what the machine alone costs
+            meter.stop()
+            marks["baseline"] = {"max_stall_ms": round(meter.max_stall_ms, 1),
+                                 "p99_stall_ms": round(meter.percentile(99), 1), "seconds": args.baseline}
+            print("idle baseline:", marks["baseline"], flush=True)
+        marks["start"] = time.perf_counter()
+        meter.start()
+        if not ctl.start("student"):
+            qapp.quit()
+
+    # Both measurements start inside the running event loop, so start-up painting is not counted.
+    if args.baseline:
+        QTimer.singleShot(0, meter.start)
+        QTimer.singleShot(int(args.baseline * 1000), begin_run)
+    else:
+        QTimer.singleShot(0, begin_run)
     qapp.exec()
+    if "start" not in marks or not result:
+        return 2
     summary = result.get("summary", {})
     report = {
         "photos": args.photos, "size": f"{w}x{h}", "megapixels": round(w * h / 1e6, 1), "render": args.render,
@@ -150,7 +168,7 @@ def main(argv=None) -> int:
         "before": summary.get("before"), "after": summary.get("after"),
         "max_stall_ms": round(meter.max_stall_ms, 1), "p99_stall_ms": round(meter.percentile(99), 1),
         "median_tick_ms": round(meter.percentile(50), 1), "ticks": len(meter.gaps_ms),
-        "threads": args.threads, "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "idle_baseline": marks.get("baseline"), "threads": args.threads, "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "load_avg_at_end": os.getloadavg(),
     }
     print(json.dumps(report, indent=1))
