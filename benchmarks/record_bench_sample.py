@@ -42,19 +42,6 @@ def sample_metrics(model: str | Path, sample: Path = SAMPLE, threads: int = 2) -
     return {"n_images": s["n_images"], **{k: float(s[k]) for k in KEYS}}
 
 
-def run_wall_time(events: Path) -> float | None:
-    """wall_s of the last "done" event of a training run's events.jsonl."""
-    wall = None
-    for line in events.read_text(encoding="utf-8").splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        if ev.get("type") == "done":
-            wall = ev.get("summary", {}).get("wall_s", wall)
-    return wall
-
-
 def record(name: str, weights: Path, events: Path | None, command: str) -> dict:
     import torch
 
@@ -76,10 +63,11 @@ def record(name: str, weights: Path, events: Path | None, command: str) -> dict:
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if events is not None:
-        wall = run_wall_time(events)
-        if wall is None:
-            raise SystemExit(f"{events}: no 'done' event (the run did not finish)")
-        card["wall_time_s"] = round(float(wall), 1)
+        # Summed over every segment: a run resumed after an interruption has several, and its last
+        # "done" event times only the final one.
+        from ship_model import run_segments
+
+        card["wall_time_s"] = run_segments(events)["wall_time_s"]
         card["events"] = str(events)
     if "data" not in card and isinstance(card.get("recipe"), dict) and "data" in card["recipe"]:
         card["data"] = card["recipe"]["data"]

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from dbd_core.errors import DBDError, InputError
-from dbd_core.images import _decode, expand_paths, read_image, read_mask
+from dbd_core.images import decode_file, expand_paths, read_image, read_mask
 from dbd_core.metrics import Evaluator
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, name)
@@ -124,7 +124,7 @@ def pair_folders(gt_dir, images_dir=None, pred_dir=None) -> tuple[list[EvalItem]
 
 def read_map(path: str | os.PathLike) -> np.ndarray:
     """A saved map (8- or 16-bit grayscale, 255/65535 = blurred) -> float32 HxW in [0,1]."""
-    m = _decode(Path(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    m = decode_file(Path(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     scale = 65535.0 if m.dtype == np.uint16 else 255.0
     if m.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"unsupported map sample type {m.dtype}; expected 8- or 16-bit grayscale")
