@@ -15,6 +15,7 @@ from app.mask_panel import MaskPanel
 from app.models import ModelProvider
 from app.session import AnnotationSession
 from app.tools import ToolController
+from app.display import difference, display_factor, reduce
 from app.views import ViewGrid
 from app.workers import MapWorker, ResultCache
 from dbd_core.annotate import ProjectStore
@@ -34,6 +35,9 @@ class MainWindow(QMainWindow):
         store = ProjectStore.open(project) if persistent else ProjectStore(Path.cwd())
         self.images = ResultCache(max_bytes=600_000_000)
         self.maps = ResultCache()
+        # Display levels (app/display.py) of photos (key: path) and maps (key: (path, role)) as
+        # (array, id of the full-size array it was made from): a swapped model's map never shows an old level.
+        self.display = ResultCache(max_bytes=400_000_000)
         self.map_seconds: dict[tuple[str, str], float] = {}
         self.failures: dict[tuple[str, str], str] = {}
         self.row = -1
@@ -215,15 +219,27 @@ class MainWindow(QMainWindow):
     def _is_current(self, path: str) -> bool:
         return 0 <= self.row < len(self.entries) and self.path_of(self.row) == path
 
-    def _on_image(self, path: str, rgb: np.ndarray) -> None:
+    def _on_image(self, path: str, rgb: np.ndarray, shown: np.ndarray | None = None) -> None:
         self.images.put(path, rgb)
+        if shown is not None:
+            self.display.put(path, (shown, id(rgb)))
         if self._is_current(path):
             self._show_photo(path, rgb)
+
+    def _display_level(self, key, full: np.ndarray) -> np.ndarray:
+        """The display level of ``full`` (a photo or map of the current photo): the worker's, or
+        made here if it is missing (evicted, or a map that did not come from the worker)."""
+        hit = self.display.get(key)
+        if hit is not None and hit[1] == id(full):
+            return hit[0]
+        shown = reduce(full, display_factor(full.shape))
+        self.display.put(key, (shown, id(full)))
+        return shown
 
     def _show_photo(self, path: str, rgb: np.ndarray) -> None:
         entry = self.entries[self.row]
         self.views.photo.show_message(None)
-        self.views.photo.show_array(rgb)
+        self.views.photo.show_array(self._display_level(path, rgb), display_factor(rgb.shape))
         model = self.session.mask_for(entry, rgb.shape[:2])
         self.views.overlay.set_model(model)
         self.tools.model = model
@@ -243,8 +259,10 @@ class MainWindow(QMainWindow):
                 panel.show_message("No map: the photo could not be read")
             self.maps_settled.emit(path)
 
-    def _on_map(self, path: str, role: str, blur_map: np.ndarray, seconds: float) -> None:
+    def _on_map(self, path: str, role: str, blur_map: np.ndarray, seconds: float, shown=None) -> None:
         self.maps.put((path, role), blur_map)
+        if shown is not None:
+            self.display.put((path, role), (shown, id(blur_map)))
         self.map_seconds[(path, role)] = seconds
         if self._is_current(path):
             self._show_map(path, role)
@@ -266,7 +284,8 @@ class MainWindow(QMainWindow):
         panel = self.views.maps.get(role)
         if panel is not None:
             m = self.maps.get((path, role))
-            panel.show_array(m)
+            panel.show_array(None if m is None else self._display_level((path, role), m),
+                             1 if m is None else display_factor(m.shape))
             if m is not None:
                 panel.show_message(None)
                 panel.info.setText(f"{self.provider.label(role)} · {self.map_seconds.get((path, role), 0):.2f} s")
@@ -276,7 +295,11 @@ class MainWindow(QMainWindow):
                 panel.show_message(self.failures.get((path, role), f"Computing the {role} map…"))
         maps = self.maps_for(self.entries[self.row]) if self._is_current(path) else {}
         if "teacher" in maps and "student" in maps:
-            self.views.diff.show_array(np.abs(maps["teacher"] - maps["student"]))
+            t, s = maps["teacher"], maps["student"]
+            # Of the display levels (block means): close to the full-size difference reduced, at 1/k^2 of its cost.
+            self.views.diff.show_array(difference(self._display_level((path, "teacher"), t),
+                                                  self._display_level((path, "student"), s)),
+                                       display_factor(t.shape))
             self.views.diff.show_message(None)
         else:
             self.views.diff.show_array(None)

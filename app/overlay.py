@@ -1,8 +1,12 @@
 """The mask drawn over the photo, redrawn only where it changed.
 
-The overlay keeps a premultiplied RGBA buffer that a QImage shares (no copy). An edit recolours
-just its rectangle of the buffer and asks Qt to repaint just that rectangle, so a brush stroke on a
-24 MP photo costs about the same as on a small one. Opacity is the item's opacity (no recolouring);
+The overlay keeps a premultiplied RGBA buffer at the photo's display level (app/display.py: the
+full-resolution mask reduced by the same integer factor k as the photo; a display pixel's alpha is
+the share of its k x k block that is blurred, so edges stay smooth). A QImage shares the buffer (no
+copy) and the item is scaled by k, so its scene coordinates are full-resolution pixels. An edit
+recolours just the display pixels its rectangle touches, from the full-resolution mask, and asks Qt
+to repaint just those, so a brush stroke on a 24 MP photo costs about the same as on a small one,
+and the result equals recolouring everything. Opacity is the item's opacity (no recolouring);
 outline mode draws only the mask's edge.
 """
 
@@ -11,10 +15,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject
 
+from app.display import display_factor, display_shape, reduce
+
 COLOR = (255, 60, 40)  # blurred = warm red, readable over most photos
+# Block coverage (0..255) -> premultiplied RGBA, one cv2.LUT pass instead of four multiplies.
+_RGBA_LUT = np.array([[[round(a * v / 255) for v in COLOR] + [a]] for a in range(256)], np.uint8)
 
 
 class MaskOverlayItem(QGraphicsObject):
@@ -24,6 +32,7 @@ class MaskOverlayItem(QGraphicsObject):
         self.outline = False
         self._rgba = np.zeros((1, 1, 4), np.uint8)
         self._qimage = QImage()
+        self.k = 1  # display reduction of the current photo
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.setOpacity(0.45)
         self.setZValue(10)
@@ -38,8 +47,9 @@ class MaskOverlayItem(QGraphicsObject):
             self._rgba = np.zeros((1, 1, 4), np.uint8)
         else:
             model.listeners.append(self._on_change)
-            h, w = model.shape
-            self._rgba = np.zeros((h, w, 4), np.uint8)
+            self.k = display_factor(model.shape)
+            self._rgba = np.zeros(display_shape(model.shape, self.k) + (4,), np.uint8)
+        self.setTransform(QTransform.fromScale(self.k, self.k))
         h, w = self._rgba.shape[:2]
         self._qimage = QImage(self._rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888_Premultiplied)
         self.redraw()
@@ -49,28 +59,31 @@ class MaskOverlayItem(QGraphicsObject):
         self.redraw()
 
     def redraw(self, rect=None) -> None:
-        """Recolour ``rect`` (y0, x0, y1, x1) of the buffer from the mask, or all of it."""
+        """Recolour the display pixels that ``rect`` (y0, x0, y1, x1, full resolution) touches, or all."""
         if self.model is None:
             self.update()
             return
         h, w = self.model.shape
+        k = self.k
         y0, x0, y1, x1 = rect if rect is not None else (0, 0, h, w)
         # Outline pixels depend on their neighbours: widen the rectangle by the edge width.
         pad = self._edge_width() if self.outline else 0
         y0, x0, y1, x1 = max(0, y0 - pad), max(0, x0 - pad), min(h, y1 + pad), min(w, x1 + pad)
         if y0 >= y1 or x0 >= x1:
             return
+        # Whole display blocks: a display pixel is recomputed from all of its k x k block.
+        y0, x0, y1, x1 = y0 // k * k, x0 // k * k, min(h, -(-y1 // k) * k), min(w, -(-x1 // k) * k)
         py0, px0, py1, px1 = max(0, y0 - pad), max(0, x0 - pad), min(h, y1 + pad), min(w, x1 + pad)
         src = self.model.mask[py0:py1, px0:px1]
         if self.outline:
-            k = np.ones((3, 3), np.uint8)
-            edge = cv2.morphologyEx(src, cv2.MORPH_GRADIENT, k, iterations=max(1, pad // 2))
-            src = edge
+            kernel = np.ones((3, 3), np.uint8)
+            src = cv2.morphologyEx(src, cv2.MORPH_GRADIENT, kernel, iterations=max(1, pad // 2))
         on = src[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
-        dst = self._rgba[y0:y1, x0:x1]
-        for c, v in enumerate(COLOR + (255,)):
-            np.multiply(on, v, out=dst[..., c], casting="unsafe")
-        self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+        cover = reduce(on * np.uint8(255), k)  # share of each block that is blurred
+        dy0, dx0 = y0 // k, x0 // k
+        dy1, dx1 = dy0 + cover.shape[0], dx0 + cover.shape[1]
+        self._rgba[dy0:dy1, dx0:dx1] = cv2.LUT(cv2.merge([cover] * 4), _RGBA_LUT)
+        self.update(QRectF(dx0, dy0, dx1 - dx0, dy1 - dy0))
 
     def _edge_width(self) -> int:
         return max(2, int(max(self.model.shape) / 700))

@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QStackedLayout, QToolButton,
                                QVBoxLayout, QWidget)
 
+from app.display import colorize, lookup_table
 from app.overlay import COLOR as MASK_COLOR, MaskOverlayItem
 from app.tools import ToolViewBox
 
@@ -98,11 +99,10 @@ class ImagePanel(QWidget):
         self.glw.addItem(self.vb, 0, 0)
         self.image = pg.ImageItem()
         self.vb.addItem(self.image)
-        self.cmap = None
-        if cmap is not None:
-            self.cmap = pg.colormap.get(cmap)
-            self.image.setLevels((0.0, 1.0))
-            self.image.setColorMap(self.cmap)
+        # Maps are coloured once with OpenCV (app/display.py) and shown as RGB: pyqtgraph's own
+        # level/LUT pass would redo that on the GUI thread at every upload.
+        self.lut = lookup_table(cmap) if cmap is not None else None
+        self.values: np.ndarray | None = None
         self.footer = FooterStrip(cmap, bar_label)
 
         self.message = QLabel("", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
@@ -126,14 +126,18 @@ class ImagePanel(QWidget):
     def mouseDoubleClickEvent(self, ev) -> None:  # on the title bar
         self.maximise_toggled.emit(self)
 
-    def show_array(self, arr: np.ndarray | None) -> None:
+    def show_array(self, arr: np.ndarray | None, k: int = 1) -> None:
+        """Show a display level (app/display.py): an RGB photo, or a 0..1 map that this panel
+        colours, reduced by ``k`` from the full photo. The item spans k scene units per pixel, so
+        every view keeps full-resolution photo coordinates."""
+        self.values = arr  # what is shown, before colouring (the display level of a map)
         if arr is None:
             self.image.clear()
             return
-        if self.cmap is not None:
-            self.image.setImage(arr, autoLevels=False, levels=(0.0, 1.0))
-        else:
-            self.image.setImage(arr, autoLevels=False, levels=(0, 255))
+        if self.lut is not None and arr.ndim == 2:
+            arr = colorize(arr, self.lut)
+        self.image.setImage(arr, autoLevels=False, levels=(0, 255))
+        self.image.setRect(QRectF(0, 0, arr.shape[1] * k, arr.shape[0] * k))
 
     def show_message(self, text: str | None) -> None:
         """A message over the view (busy, failed, missing weights); None shows the picture."""

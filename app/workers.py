@@ -3,6 +3,8 @@
 One long-lived QThread pulls jobs from a priority queue: the current photo's image and maps first,
 thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
 thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
+Each photo and map also travels with its display level (app/display.py), made here, so the GUI
+thread never reduces a 12 MP array.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
+from app.display import display_factor, reduce
 from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
 from dbd_core.images import read_image
@@ -92,9 +95,9 @@ class ResultCache:
 
 
 class MapWorker(QThread):
-    image_ready = Signal(str, object)  # path, rgb uint8
+    image_ready = Signal(str, object, object)  # path, rgb uint8, its display level
     image_failed = Signal(str, str)  # path, one-line reason
-    map_ready = Signal(str, str, object, float)  # path, role, map, seconds
+    map_ready = Signal(str, str, object, float, object)  # path, role, map, seconds, its display level
     map_failed = Signal(str, str, str)  # path, role, message
     thumb_ready = Signal(str, object, object)  # path, thumbnail rgb, (h, w)
     busy_changed = Signal(bool)
@@ -157,8 +160,9 @@ class MapWorker(QThread):
         except InputError as e:
             self.image_failed.emit(path, str(e))
             return
+        k = display_factor(rgb.shape)
         if want_image:
-            self.image_ready.emit(path, rgb)
+            self.image_ready.emit(path, rgb, reduce(rgb, k))
         for role in roles:
             if self._stop or gen != self._generation:
                 return  # the user moved on; the maps of the new photo come first
@@ -179,7 +183,8 @@ class MapWorker(QThread):
             if blur_map.shape != rgb.shape[:2]:
                 self.map_failed.emit(path, role, f"{role} returned a {blur_map.shape} map for a {rgb.shape[:2]} photo")
                 continue
-            self.provider.publish(role, epoch, lambda: self.map_ready.emit(path, role, blur_map, seconds))
+            shown = reduce(blur_map, k)
+            self.provider.publish(role, epoch, lambda: self.map_ready.emit(path, role, blur_map, seconds, shown))
 
     def _thumbnail(self, path: str) -> None:
         try:

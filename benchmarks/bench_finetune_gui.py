@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     p.add_argument("--screenshot", type=Path, help="grab the window mid-run, then cancel the run")
     p.add_argument("--shot-at-step", type=int, default=20)
     p.add_argument("--baseline", type=float, default=0, help="seconds of idle-window stall measurement first")
+    p.add_argument("--profile-stalls", type=Path,
+                   help="text file: every GUI-thread stall > 50 ms with the stacks sampled during it")
     args = p.parse_args(argv)
 
     import torch
@@ -110,6 +112,14 @@ def main(argv=None) -> int:
         ctl.config = default_config(load_model_file(args.weights)[0].arch_name)
         ctl.config["run"]["steps"] = args.steps
     meter = StallMeter(10)
+    profiler = None
+    if args.profile_stalls:
+        from app.stall_profiler import StallProfiler
+
+        from PySide6.QtCore import QTimer
+
+        profiler = StallProfiler(late_ms=50, sample_ms=20)
+        QTimer.singleShot(0, profiler.start)  # inside the event loop, like the meter
     result: dict = {}
     marks: dict = {}
 
@@ -171,6 +181,15 @@ def main(argv=None) -> int:
         "idle_baseline": marks.get("baseline"), "threads": args.threads, "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "load_avg_at_end": os.getloadavg(),
     }
+    if profiler is not None:
+        profiler.stop()
+        base_s = args.baseline or 0.0
+        head = (f"# GUI-thread stalls > {profiler.late_ms:g} ms; times from the first tick "
+                f"(idle baseline until {base_s:g} s, then the run)\n")
+        args.profile_stalls.parent.mkdir(parents=True, exist_ok=True)
+        args.profile_stalls.write_text(head + profiler.report(40) + "\n")
+        report["stalls_over_50ms"] = len(profiler.stalls)
+        print(f"stall profile: {args.profile_stalls}")
     print(json.dumps(report, indent=1))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -18,7 +18,7 @@ def test_launch_loads_photos_and_maps_arrive(qtbot, photos):
     t = win.maps.get((path, "teacher"))
     assert t.shape == (80, 120) and np.allclose(t, left_half(np.zeros((80, 120, 3))))
     assert not win.views.maps["teacher"].message.isVisible()
-    diff = win.views.diff.image.image
+    diff = win.views.diff.values  # the map shown (the picture is its colouring)
     assert np.allclose(diff, np.abs(left_half(diff[..., None]) - left_third(diff[..., None])))
     # Seeded from the mean at 0.5: columns < 40 (both say blurred) and 40..59 (mean 0.5) are blurred.
     assert win.session.model.mask[:, :60].all() and not win.session.model.mask[:, 60:].any()
