@@ -111,10 +111,8 @@ class FinetuneController(QObject):
                 del d[key]
         win.status_model.setText("models: " + ", ".join(f"{r}={win.provider.label(r)}" for r in win.provider.roles))
         if 0 <= win.row < len(win.entries):
-            path = win.path_of(win.row)
-            win._show_map(path, role)
-            win.worker.request(path, [r for r in win.provider.roles if (path, r) not in win.maps],
-                               want_image=win.images.get(path) is None)
+            win._show_map(win.path_of(win.row), role)
+            win.request_current()
 
     # ---------------------------------------------------------------- runs
     @property

@@ -3,10 +3,11 @@ and the worker are separate pieces (see their modules); this class connects thei
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
@@ -15,8 +16,8 @@ from app.mask_panel import MaskPanel
 from app.models import ModelProvider
 from app.session import AnnotationSession
 from app.tools import ToolController
-from app.display import difference, display_factor, reduce
-from app.views import ViewGrid
+from app.display import difference, display_factor, lookup_table, reduce
+from app.views import MAP_CMAP, ViewGrid
 from app.workers import MapWorker, ResultCache
 from dbd_core.annotate import ProjectStore
 from dbd_core.images import expand_paths, is_image_file
@@ -39,6 +40,7 @@ class MainWindow(QMainWindow):
         # (array, id of the full-size array it was made from): a swapped model's map never shows an old level.
         self.display = ResultCache(max_bytes=400_000_000)
         self.map_seconds: dict[tuple[str, str], float] = {}
+        self._loaded_masks: dict[str, tuple] = {}  # path -> (mask file, mask, error) read by the worker
         self.failures: dict[tuple[str, str], str] = {}
         self.row = -1
 
@@ -61,7 +63,7 @@ class MainWindow(QMainWindow):
 
         self.session = AnnotationSession(store, persistent, self.maps_for, confirm or self._ask,
                                          model_labels=lambda: {r: self.provider.label(r) for r in self.provider.roles})
-        self.worker = MapWorker(self.provider)
+        self.worker = MapWorker(self.provider, map_lut=lookup_table(MAP_CMAP))
         self._wire()
         self._menus()
         from app.finetune_controller import FinetuneController
@@ -76,11 +78,16 @@ class MainWindow(QMainWindow):
             self._on_project(str(store.folder), False)
         if store.photos:
             self._load_entries(store.photos, select=int(store.view.get("current", 0)))
+        # Python's cyclic GC stops every thread while it walks all tracked objects; Qt, pyqtgraph and
+        # torch leave ~200k of them after start-up, so each full collection froze the window for
+        # 100-200 ms (benchmarks/finetune_gui.md). They live as long as the app: exclude them.
+        QTimer.singleShot(0, gc.freeze)
 
     # ---------------------------------------------------------------- wiring
     def _wire(self) -> None:
         w, p, s, t = self.worker, self.panel, self.session, self.tools
         w.image_ready.connect(self._on_image)
+        w.mask_ready.connect(self._on_mask)
         w.image_failed.connect(self._on_image_failed)
         w.map_ready.connect(self._on_map)
         w.map_failed.connect(self._on_map_failed)
@@ -180,19 +187,30 @@ class MainWindow(QMainWindow):
         entry, path = self.entries[row], self.path_of(row)
         self.panel.show_state(entry.threshold, entry.source, entry.status, entry.hand_edited)
         rgb = self.images.get(path)
-        missing = [r for r in self.provider.roles if (path, r) not in self.maps and (path, r) not in self.failures]
+        self._loaded_masks = {k: v for k, v in self._loaded_masks.items() if k == path}
         if rgb is not None:
             self._show_photo(path, rgb)
         else:
             self.views.photo.show_message("Loading photo…")
             self.views.overlay.set_model(None)
             self.tools.model = None
+            self.session.current = None  # the previous photo's mask must not take this one's edits
         for role in self.provider.roles:
             self._show_map(path, role)
-        if missing or rgb is None:
-            self.worker.request(path, missing, want_image=rgb is None)
-        else:
+        if not self.request_current() and rgb is not None:
             self.maps_settled.emit(path)
+
+    def request_current(self) -> bool:
+        """Ask the worker for what the current photo still lacks: its image, maps, saved mask.
+        One request for all of them (a new request drops the previous one). Returns whether maps
+        or the image are still to come (False: only the mask, or nothing, was missing)."""
+        entry, path = self.entries[self.row], self.path_of(self.row)
+        rgb = self.images.get(path)
+        missing = [r for r in self.provider.roles if (path, r) not in self.maps and (path, r) not in self.failures]
+        mask_file = None if path in self._loaded_masks else self.session.pending_mask_file(entry)
+        if missing or rgb is None or mask_file:
+            self.worker.request(path, missing, want_image=rgb is None, mask_file=mask_file)
+        return bool(missing or rgb is None)
 
     def _step(self, d: int) -> int | None:
         n = len(self.entries)
@@ -237,16 +255,35 @@ class MainWindow(QMainWindow):
         return shown
 
     def _show_photo(self, path: str, rgb: np.ndarray) -> None:
-        entry = self.entries[self.row]
         self.views.photo.show_message(None)
         self.views.photo.show_array(self._display_level(path, rgb), display_factor(rgb.shape))
-        model = self.session.mask_for(entry, rgb.shape[:2])
+        self.views.fit(rgb.shape)
+        self.status_size.setText(f"{rgb.shape[1]}×{rgb.shape[0]} px")
+        self._bind_mask(path, rgb.shape[:2])
+
+    def _bind_mask(self, path: str, shape: tuple[int, int]) -> None:
+        """Give the overlay and the tools the photo's mask, unless the worker is still reading it
+        from disk (then ``_on_mask`` comes back here); editing starts once it is bound."""
+        entry = self.entries[self.row]
+        loaded = self._loaded_masks.pop(path, None)
+        if loaded is None and self.session.pending_mask_file(entry):
+            self.views.overlay.set_model(None)
+            self.tools.model = None
+            self.session.current = None  # threshold and tools act on no mask until this one is bound
+            return
+        model = self.session.mask_for(entry, shape, loaded)
         self.views.overlay.set_model(model)
         self.tools.model = model
-        self.views.fit(rgb.shape)
         self.session.maps_arrived(entry)
         self._show_mask_state()
-        self.status_size.setText(f"{rgb.shape[1]}×{rgb.shape[0]} px")
+
+    def _on_mask(self, path: str, mask_file: str, mask, error: str) -> None:
+        if not self._is_current(path):
+            return
+        self._loaded_masks[path] = (mask_file, mask, error)
+        rgb = self.images.get(path)
+        if rgb is not None and self.session.pending_mask_file(self.entries[self.row]):
+            self._bind_mask(path, rgb.shape[:2])
 
     def _on_image_failed(self, path: str, msg: str) -> None:
         for row, e in enumerate(self.entries):
@@ -259,10 +296,13 @@ class MainWindow(QMainWindow):
                 panel.show_message("No map: the photo could not be read")
             self.maps_settled.emit(path)
 
-    def _on_map(self, path: str, role: str, blur_map: np.ndarray, seconds: float, shown=None) -> None:
+    def _on_map(self, path: str, role: str, blur_map: np.ndarray, seconds: float, shown=None,
+                shown_rgb=None) -> None:
         self.maps.put((path, role), blur_map)
         if shown is not None:
             self.display.put((path, role), (shown, id(blur_map)))
+        if shown_rgb is not None:
+            self.display.put((path, role, "rgb"), (shown_rgb, id(blur_map)))
         self.map_seconds[(path, role)] = seconds
         if self._is_current(path):
             self._show_map(path, role)
@@ -284,8 +324,12 @@ class MainWindow(QMainWindow):
         panel = self.views.maps.get(role)
         if panel is not None:
             m = self.maps.get((path, role))
-            panel.show_array(None if m is None else self._display_level((path, role), m),
-                             1 if m is None else display_factor(m.shape))
+            if m is None:
+                panel.show_array(None)
+            else:
+                hit = self.display.get((path, role, "rgb"))  # coloured by the worker, if still current
+                panel.show_array(self._display_level((path, role), m), display_factor(m.shape),
+                                 coloured=hit[0] if hit is not None and hit[1] == id(m) else None)
             if m is not None:
                 panel.show_message(None)
                 panel.info.setText(f"{self.provider.label(role)} · {self.map_seconds.get((path, role), 0):.2f} s")

@@ -87,13 +87,28 @@ class AnnotationSession(QObject):
         return reopened
 
     # ---------------------------------------------------------------- photos
-    def mask_for(self, entry: PhotoEntry, shape: tuple[int, int]) -> MaskModel:
+    def pending_mask_file(self, entry: PhotoEntry) -> str | None:
+        """The saved mask file that must be read before ``entry`` can be edited: None when its mask
+        is in memory or it has none on disk. The map worker reads it, off the GUI thread."""
+        if not self.persistent or entry.name in self.masks:
+            return None
+        path = self.store.mask_path(entry)
+        return str(path) if path.is_file() else None
+
+    def mask_for(self, entry: PhotoEntry, shape: tuple[int, int], loaded: tuple | None = None) -> MaskModel:
+        """The mask model of ``entry``. ``loaded`` = (mask file, mask or None, error text) as the
+        map worker read it; without it (or if the project has moved since) the file is read here."""
         model = self.masks.get(entry.name)
         if model is None or model.shape != tuple(shape):
             saved = None
             if self.persistent:
                 try:
-                    saved = self.store.load_mask(entry, shape)
+                    if loaded is not None and loaded[0] == str(self.store.mask_path(entry)):
+                        if loaded[2]:
+                            raise InputError(None, loaded[2])
+                        saved = loaded[1]
+                    else:
+                        saved = self.store.load_mask(entry, shape)
                 except InputError as e:
                     self.message.emit(f"{e} — starting an empty mask")
             model = MaskModel(shape, saved, hand_edited=entry.hand_edited and saved is not None)

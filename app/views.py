@@ -126,15 +126,18 @@ class ImagePanel(QWidget):
     def mouseDoubleClickEvent(self, ev) -> None:  # on the title bar
         self.maximise_toggled.emit(self)
 
-    def show_array(self, arr: np.ndarray | None, k: int = 1) -> None:
+    def show_array(self, arr: np.ndarray | None, k: int = 1, coloured: np.ndarray | None = None) -> None:
         """Show a display level (app/display.py): an RGB photo, or a 0..1 map that this panel
-        colours, reduced by ``k`` from the full photo. The item spans k scene units per pixel, so
+        colours (or ``coloured``: the same map already coloured with this panel's LUT, off the GUI
+        thread), reduced by ``k`` from the full photo. The item spans k scene units per pixel, so
         every view keeps full-resolution photo coordinates."""
         self.values = arr  # what is shown, before colouring (the display level of a map)
         if arr is None:
             self.image.clear()
             return
-        if self.lut is not None and arr.ndim == 2:
+        if coloured is not None:
+            arr = coloured
+        elif self.lut is not None and arr.ndim == 2:
             arr = colorize(arr, self.lut)
         # uint8 RGB with no levels is pyqtgraph's pass-through path: levels=(0, 255) would make it
         # rescale every pixel in Python-side numpy at each render (the profile showed ~1-2 s under load).

@@ -3,8 +3,9 @@
 One long-lived QThread pulls jobs from a priority queue: the current photo's image and maps first,
 thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
 thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
-Each photo and map also travels with its display level (app/display.py), made here, so the GUI
-thread never reduces a 12 MP array.
+Each photo and map also travels with its display level (app/display.py), made here, and each map
+with its coloured display level; a photo's saved mask is decoded here too. So the GUI thread never
+decodes, reduces or colours a 12 MP array (each of those costs 50-250 ms, a visible freeze).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from app.display import display_factor, reduce
+from app.display import colorize, display_factor, reduce
 from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
-from dbd_core.images import read_image
+from dbd_core.images import read_image, read_mask
 
 THUMB = 96
 _FOREGROUND, _BACKGROUND = 0, 1
@@ -97,14 +98,17 @@ class ResultCache:
 class MapWorker(QThread):
     image_ready = Signal(str, object, object)  # path, rgb uint8, its display level
     image_failed = Signal(str, str)  # path, one-line reason
-    map_ready = Signal(str, str, object, float, object)  # path, role, map, seconds, its display level
+    # path, role, map, seconds, its display level, that level coloured (RGB uint8, or None without a LUT)
+    map_ready = Signal(str, str, object, float, object, object)
+    mask_ready = Signal(str, str, object, str)  # path, mask file, mask uint8 {0,1} or None, error ("" = none)
     map_failed = Signal(str, str, str)  # path, role, message
     thumb_ready = Signal(str, object, object)  # path, thumbnail rgb, (h, w)
     busy_changed = Signal(bool)
 
-    def __init__(self, provider, parent=None):
+    def __init__(self, provider, map_lut: np.ndarray | None = None, parent=None):
         super().__init__(parent)
         self.provider = provider
+        self.map_lut = map_lut  # colours the maps' display levels (app/display.lookup_table)
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()
         self._generation = 0  # foreground jobs of an older generation are stale
@@ -112,24 +116,26 @@ class MapWorker(QThread):
         self._last: tuple[str, np.ndarray] | None = None  # the photo last decoded, reused across its maps
 
     # ---------------------------------------------------------------- GUI thread API
-    def request(self, path: str, roles: list[str], want_image: bool) -> None:
-        """Compute what the current photo needs; drops pending work for the previous photo."""
+    def request(self, path: str, roles: list[str], want_image: bool, mask_file: str | None = None) -> None:
+        """Compute what the current photo needs (its image, the maps of ``roles``, its saved mask
+        ``mask_file``, checked against the photo's size); drops pending work for the previous photo."""
         self._generation += 1
-        self._queue.put((_FOREGROUND, next(self._seq), ("photo", self._generation, path, tuple(roles), want_image)))
+        self._queue.put((_FOREGROUND, next(self._seq),
+                         ("photo", self._generation, path, tuple(roles), want_image, mask_file)))
 
     def request_thumbnail(self, path: str) -> None:
-        self._queue.put((_BACKGROUND, next(self._seq), ("thumb", 0, path, (), False)))
+        self._queue.put((_BACKGROUND, next(self._seq), ("thumb", 0, path, (), False, None)))
 
     def stop(self) -> None:
         """Cooperative stop: finishes the job in hand, then the thread ends. Waits for it."""
         self._stop = True
-        self._queue.put((-1, next(self._seq), ("stop", 0, "", (), False)))
+        self._queue.put((-1, next(self._seq), ("stop", 0, "", (), False, None)))
         self.wait()
 
     # ---------------------------------------------------------------- worker thread
     def run(self) -> None:
         while not self._stop:
-            _, _, (kind, gen, path, roles, want_image) = self._queue.get()
+            _, _, (kind, gen, path, roles, want_image, mask_file) = self._queue.get()
             if kind == "stop":
                 break
             if kind == "photo" and gen != self._generation:
@@ -139,7 +145,7 @@ class MapWorker(QThread):
                     self._thumbnail(path)
                 else:
                     self.busy_changed.emit(True)
-                    self._photo(gen, path, roles, want_image)
+                    self._photo(gen, path, roles, want_image, mask_file)
             except Exception as e:  # a bug must not kill the worker; report it where the user looks
                 traceback.print_exc()
                 self.image_failed.emit(path, f"{path}: unexpected error ({type(e).__name__}: {e})")
@@ -154,12 +160,18 @@ class MapWorker(QThread):
         self._last = (path, rgb)
         return rgb
 
-    def _photo(self, gen: int, path: str, roles, want_image: bool) -> None:
+    def _photo(self, gen: int, path: str, roles, want_image: bool, mask_file: str | None) -> None:
         try:
             rgb = self._read(path)
         except InputError as e:
             self.image_failed.emit(path, str(e))
             return
+        if mask_file:  # before the image: the GUI binds the mask as soon as the photo shows
+            try:
+                mask, _ = read_mask(mask_file, "blur-white", expect_shape=rgb.shape[:2])
+                self.mask_ready.emit(path, mask_file, mask, "")
+            except InputError as e:
+                self.mask_ready.emit(path, mask_file, None, str(e))
         k = display_factor(rgb.shape)
         if want_image:
             self.image_ready.emit(path, rgb, reduce(rgb, k))
@@ -184,7 +196,9 @@ class MapWorker(QThread):
                 self.map_failed.emit(path, role, f"{role} returned a {blur_map.shape} map for a {rgb.shape[:2]} photo")
                 continue
             shown = reduce(blur_map, k)
-            self.provider.publish(role, epoch, lambda: self.map_ready.emit(path, role, blur_map, seconds, shown))
+            rgb_shown = None if self.map_lut is None else colorize(shown, self.map_lut)
+            self.provider.publish(role, epoch,
+                                  lambda: self.map_ready.emit(path, role, blur_map, seconds, shown, rgb_shown))
 
     def _thumbnail(self, path: str) -> None:
         try:

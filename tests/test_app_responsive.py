@@ -1,0 +1,137 @@
+"""The GUI thread never decodes a saved mask or colours a full map, and the cyclic GC does not
+walk the start-up objects (each of these froze the window for 70-250 ms on 12 MP photos,
+benchmarks/finetune_gui.md)."""
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+import app.display as display
+import app.session as session_mod
+import dbd_core.annotate.project as project_mod
+from dbd_core.annotate import ProjectStore
+from studio_fixtures import fake_provider, open_window, photos, studio_home, wait_settled  # noqa: F401
+
+
+@pytest.fixture
+def gui_thread_reads(monkeypatch):
+    """Every saved-mask read, by thread: the GUI thread must have none."""
+    calls = []
+    real = project_mod.read_mask
+
+    def spy(*a, **k):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **k)
+
+    monkeypatch.setattr(project_mod, "read_mask", spy)
+    import app.workers as workers
+
+    real_worker = workers.read_mask
+
+    def worker_spy(*a, **k):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real_worker(*a, **k)
+
+    monkeypatch.setattr(workers, "read_mask", worker_spy)
+    return calls
+
+
+def _project_with_masks(tmp_path, photos):
+    store = ProjectStore.open(tmp_path / "proj")
+    entries = store.add_photos(sorted(photos.glob("*.jpg")))
+    saved = {}
+    for i, e in enumerate(entries):
+        m = np.zeros((80, 120), np.uint8)
+        m[10 + 10 * i:40 + 10 * i, 20:70 + 20 * i] = 1  # a different rectangle per photo
+        store.save_mask(e, m)
+        saved[e.name] = m
+    store.save_index()
+    return store.folder, saved
+
+
+def test_saved_masks_are_read_by_the_worker_and_bound_exactly(qtbot, tmp_path, photos, gui_thread_reads,
+                                                              monkeypatch):
+    monkeypatch.setattr(session_mod, "RESIDENT_MASKS", 1)  # photo switches evict: revisits reload
+    folder, saved = _project_with_masks(tmp_path, photos)
+    win = open_window(qtbot, project=folder)
+    wait_settled(qtbot, win)
+    for row in (0, 1, 0, 1):  # first visits, then revisits of evicted masks (image still cached)
+        win.select(row)
+        wait_settled(qtbot, win)
+        name = win.entries[row].name
+        assert np.array_equal(win.session.model.mask, saved[name])
+        assert win.views.overlay.model is win.session.model and win.tools.model is win.session.model
+    assert len(gui_thread_reads) >= 3 and not any(gui_thread_reads)  # all off the GUI thread
+    win.close()
+
+
+def test_unreadable_saved_mask_gives_a_message_and_an_empty_mask(qtbot, tmp_path, photos, gui_thread_reads):
+    folder, saved = _project_with_masks(tmp_path, photos)
+    store = ProjectStore.open(folder)
+    store.mask_path(store.photos[0]).write_bytes(b"not a png")
+    win = open_window(qtbot, project=folder)
+    messages = []
+    win.session.message.connect(messages.append)
+    wait_settled(qtbot, win)
+    if win.row != 0:
+        win.select(0)
+        wait_settled(qtbot, win)
+    model = win.session.model
+    # An unreadable saved mask is never silently replaced by a seed either: it starts empty and says why.
+    assert model.shape == (80, 120)
+    assert any(str(store.mask_path(store.photos[0])) in m for m in messages) or \
+        "empty mask" in win.statusBar().currentMessage()
+    assert not any(gui_thread_reads)
+    win.close()
+
+
+def test_maps_are_coloured_by_the_worker(qtbot, photos, monkeypatch):
+    on_gui = []
+    real = display.colorize
+
+    def spy(prob, lut):
+        if threading.current_thread() is threading.main_thread():
+            on_gui.append(prob.shape)
+        return real(prob, lut)
+
+    monkeypatch.setattr(display, "colorize", spy)
+    import app.views as views
+    import app.workers as workers
+
+    monkeypatch.setattr(workers, "colorize", spy)
+    monkeypatch.setattr(views, "colorize", spy)
+    win = open_window(qtbot, photos)
+    wait_settled(qtbot, win)
+    panel = win.views.maps["teacher"]
+    shown = panel.image.image
+    expected = real(panel.values, panel.lut)
+    assert shown.dtype == np.uint8 and np.array_equal(shown, expected)  # same colours as before
+    # Only the small disagreement map (made from two display levels) is coloured on the GUI thread.
+    assert len(on_gui) <= 2 and all(s == win.views.diff.values.shape for s in on_gui)
+    win.close()
+
+
+def test_startup_objects_are_frozen_out_of_the_cyclic_gc(qtbot, photos):
+    gc.unfreeze()
+    win = open_window(qtbot, photos)
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=2000)
+    win.close()
+    gc.unfreeze()
+
+
+def test_stall_profiler_credits_a_stall_to_garbage_collection(qtbot):
+    from app.stall_profiler import StallProfiler
+
+    prof = StallProfiler(late_ms=30, sample_ms=10)
+    prof.start()
+    qtbot.wait(50)
+    junk = [[i, [i]] for i in range(300_000)]  # ~600k tracked objects: a full collection takes a while
+    gc.collect()
+    qtbot.wait(50)
+    prof.stop()
+    del junk
+    gc_stalls = [s for s in prof.stalls if any(gen == 2 for gen, _ in s["gc"])]
+    assert gc_stalls, prof.report()
+    assert "garbage collection of generation 2" in prof.report()
