@@ -18,6 +18,8 @@ from typing import Callable, Iterator
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
+from app import gc_policy
+
 TERMINAL = ("done", "cancelled", "error")
 
 
@@ -38,11 +40,16 @@ class FinetuneWorker(QThread):
         events = None
         try:
             events = self._run(self.cancel_event)
-            for ev in events:
-                ended = ended or ev.get("type") in TERMINAL
-                self.event.emit(copy.deepcopy(ev))
-                if ended:
-                    break
+            # The run builds its network, optimiser and data before "start": freeze them then.
+            stream = gc_policy.paused_until(events, until=("start",) + TERMINAL)
+            try:
+                for ev in stream:
+                    ended = ended or ev.get("type") in TERMINAL
+                    self.event.emit(copy.deepcopy(ev))
+                    if ended:
+                        break
+            finally:
+                stream.close()  # resumes collection even if the run ended before "start"
             events.close()  # runs the generator's clean-up now, on this thread
         except Exception as e:  # a bug must reach the user as a message, not kill the thread silently
             traceback.print_exc()

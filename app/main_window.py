@@ -3,7 +3,6 @@ and the worker are separate pieces (see their modules); this class connects thei
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
+from app import gc_policy
 from app.image_list import ImageList
 from app.mask_panel import MaskPanel
 from app.models import ModelProvider
@@ -78,10 +78,7 @@ class MainWindow(QMainWindow):
             self._on_project(str(store.folder), False)
         if store.photos:
             self._load_entries(store.photos, select=int(store.view.get("current", 0)))
-        # Python's cyclic GC stops every thread while it walks all tracked objects; Qt, pyqtgraph and
-        # torch leave ~200k of them after start-up, so each full collection froze the window for
-        # 100-200 ms (benchmarks/finetune_gui.md). They live as long as the app: exclude them.
-        QTimer.singleShot(0, gc.freeze)
+        QTimer.singleShot(0, gc_policy.freeze_long_lived)  # start-up objects: out of the GC's walk
 
     # ---------------------------------------------------------------- wiring
     def _wire(self) -> None:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from app import gc_policy
 from dbd_core.errors import DBDError
 
 ROLES = ("teacher", "student")
@@ -58,7 +59,8 @@ class ModelProvider:
                         from dbd_core.predict import load_predictor
                     except ImportError as e:  # engine incomplete in a partial install
                         raise DBDError(f"prediction engine unavailable: {e}") from None
-                    spec = load_predictor(spec, threads=self.threads)
+                    with gc_policy.collection_paused():  # a model lives as long as its role
+                        spec = load_predictor(spec, threads=self.threads)
                 self._loaded[role] = spec
             return self._loaded[role]
 

@@ -135,3 +135,30 @@ def test_stall_profiler_credits_a_stall_to_garbage_collection(qtbot):
     gc_stalls = [s for s in prof.stalls if any(gen == 2 for gen, _ in s["gc"])]
     assert gc_stalls, prof.report()
     assert "garbage collection of generation 2" in prof.report()
+
+
+def test_collection_pause_nests_and_always_resumes():
+    from app import gc_policy
+
+    assert gc.isenabled()
+    with gc_policy.collection_paused():
+        assert not gc.isenabled()
+        with gc_policy.collection_paused():  # e.g. a model load while a run sets up
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+    def run():
+        yield {"type": "export"}
+        assert not gc.isenabled()  # set-up: paused
+        yield {"type": "start"}
+        assert gc.isenabled()  # steps: collecting again, set-up frozen
+        yield {"type": "step"}
+
+    assert [e["type"] for e in gc_policy.paused_until(run(), ("start",))] == ["export", "start", "step"]
+    stream = gc_policy.paused_until(run(), ("start",))
+    next(stream)
+    assert not gc.isenabled()
+    stream.close()  # a consumer that stops early (cancel, error) must not leave the GC off
+    assert gc.isenabled()
+    gc.unfreeze()

@@ -151,3 +151,51 @@ def test_finetune_improves_and_writes_new_version_beside_parent(tmp_path):
     ev2 = list(run_finetune(FinetuneJob(data="x", model=str(new), out_dir=tmp_path / "models", config=tiny_config(
         "finetune", steps=4, val={"fraction": 0.25}), dataset=BlurHalves(8))))
     assert ev2[-1]["summary"]["output"] == str(tmp_path / "models" / "tiny-ft2.pt")
+
+
+def test_freeze_bn_keeps_running_statistics_and_trains_the_rest(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("tiny", width=8)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
+    weights = params_of(model)
+    cfg = tiny_config("finetune", steps=6, model={"freeze_bn": True}, val={"fraction": 0.25, "every": 3})
+    ev = _run(TrainJob(cfg, run_dir=tmp_path, output="", model=model, train_dataset=BlurHalves(8),
+                       val_dataset=BlurHalves(4)))
+    assert ev[-1]["type"] == "done"
+    for m, (mean, var) in zip(bns, before):  # never updated, also after validations switched modes
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+        assert not m.training
+    after = params_of(model)
+    learnt = [k for k in weights if "running" not in k and "num_batches" not in k]
+    assert any(not torch.equal(weights[k], after[k]) for k in learnt)  # the rest learnt
+    model.train()
+    assert not any(m.training for m in bns)  # train() keeps them in eval mode
+
+
+def test_val_score_decides_which_validation_is_best_and_which_weights_are_kept(tmp_path, monkeypatch):
+    import dbd_core.train.loop as loop
+
+    # Scripted held-out results where the loss and the MAE disagree (as on 5 real photos): validations
+    # at steps 0, 3, 6 and the final one at 9.
+    for score, best_step, flags in (("mae", 3, [True, True, False, False]),
+                                    ("val_loss", 6, [True, False, True, False])):
+        script = iter([{"val_loss": 1.0, "mae": 0.50, "f_beta": 0.5, "iou": 0.3},
+                       {"val_loss": 2.0, "mae": 0.20, "f_beta": 0.9, "iou": 0.8},
+                       {"val_loss": 0.5, "mae": 0.40, "f_beta": 0.6, "iou": 0.4},
+                       {"val_loss": 3.0, "mae": 0.45, "f_beta": 0.5, "iou": 0.3}])
+        monkeypatch.setattr(loop, "evaluate", lambda *a, _s=script, **k: dict(next(_s)))
+        cfg = tiny_config(steps=9, val={"every": 3, "restore_best": True, "score": score})
+        ev = _run(TrainJob(cfg, run_dir=tmp_path / score, train_dataset=BlurHalves(8), val_dataset=BlurHalves(4)))
+        assert [v["best"] for v in _of(ev, "val")] == flags
+        assert ev[-1]["summary"]["best_step"] == best_step
+    assert loop._score({"f_beta": 0.9}, "f_beta") < loop._score({"f_beta": 0.5}, "f_beta")  # higher is better
+
+
+def test_val_score_rejects_unknown_names():
+    import pytest
+
+    from dbd_core.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="val.score"):
+        tiny_config(val={"score": "accuracy"})

@@ -41,6 +41,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "init": (str, "", None),                # weights file to start from ("" = as built)
         "freeze": (list, [], None),             # parameter-name prefixes kept frozen (e.g. early backbone)
         "freeze_levels": (int, 0, None),        # EfficientNet encoder: stem + first N levels frozen (BN too)
+        "freeze_bn": (bool, False, None),       # every BatchNorm keeps its running statistics (eval mode)
         "save_half": (bool, False, None),
     },
     "discriminator": {
@@ -89,6 +90,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "batches": (int, 0, None),              # 0 = the whole validation set
         "patience": (int, 0, None),             # early stopping after this many non-improving validations
         "restore_best": (bool, False, None),
+        # What "better" means for early stopping and the kept weights: the validation loss, or a
+        # held-out metric of the maps (mae: lower is better; f_beta, iou: higher is better).
+        "score": (str, "val_loss", ("val_loss", "mae", "f_beta", "iou")),
     },
 }
 

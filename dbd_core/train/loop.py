@@ -114,6 +114,31 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         raise DBDError(f"model.kwargs do not fit network {m['name']!r}: {e}") from None
 
 
+def _score(metrics: dict, key: str) -> float:
+    """Validation metrics -> one number, lower is better (val.score; val_loss falls back to -F-beta
+    when the objective gives no loss)."""
+    if key == "val_loss":
+        return metrics.get("val_loss", -metrics.get("f_beta", 0.0))
+    value = float(metrics[key])
+    return value if key == "mae" else -value
+
+
+def _freeze_bn_statistics(model: nn.Module) -> None:
+    """Keep every BatchNorm in eval mode, whatever ``model.train()`` says: normalise with the running
+    statistics and never update them. Fine-tuning on a handful of photos in batches of 4 would
+    otherwise replace statistics learnt on thousands of images by those of a few crops (their
+    scale and shift stay trainable)."""
+    import types
+
+    def stay_eval(self, mode: bool = True):
+        return nn.Module.train(self, False)
+
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train = types.MethodType(stay_eval, m)
+            m.eval()
+
+
 def _freeze(model: nn.Module, prefixes: list[str], levels: int = 0) -> int:
     """Freeze parameters by name prefix and (``levels`` > 0) the encoder's stem and first levels, whose
     batch-norm statistics then also stay fixed (the backbone keeps frozen levels in eval mode)."""
@@ -178,6 +203,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
 
     model = _build_model(cfg, job).to(ctx.device)
     frozen = _freeze(model, cfg["model"]["freeze"], cfg["model"].get("freeze_levels", 0))
+    if cfg["model"].get("freeze_bn"):
+        _freeze_bn_statistics(model)
     train_set, val_set = _datasets(cfg, job)
     bs = cfg["data"]["batch_size"]
     per_epoch = len(epoch_batches(len(train_set), bs, run["seed"], 0, ctx))
@@ -231,7 +258,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         ctx.sync_buffers([model])
         metrics = evaluate(model, val_set, ctx.device, batch_size=bs, max_batches=vcfg["batches"],
                            loss_fn=objective.val_loss)
-        score = metrics.get("val_loss", -metrics.get("f_beta", 0.0))  # lower is better
+        score = _score(metrics, vcfg["score"])  # lower is better
         improved = best["score"] is None or score < best["score"]
         if improved:
             best.update(score=score, step=step, metrics=metrics,
