@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         p.radius_selected.connect(t.set_radius)
         p.undo_requested.connect(s.undo)
         p.redo_requested.connect(s.redo)
-        p.status_selected.connect(lambda st: s.current and s.set_status(s.current, st))
+        p.status_selected.connect(self._set_status)
         t.edited.connect(s.hand_edit_done)
         t.tool_changed.connect(p.show_tool)
         t.radius_changed.connect(p.show_radius)
@@ -225,9 +225,13 @@ class MainWindow(QMainWindow):
                 return r
         return None
 
+    def _set_status(self, status: str) -> None:
+        # The shown photo's entry, not session.current: that is None while its mask is still loading.
+        if 0 <= self.row < len(self.entries):
+            self.session.set_status(self.entries[self.row], status)
+
     def _done_next(self) -> None:
-        if self.session.current is not None:
-            self.session.set_status(self.session.current, "done")
+        self._set_status("done")
         self.select(self.next_not_done())
 
     # ---------------------------------------------------------------- worker results

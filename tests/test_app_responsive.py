@@ -162,3 +162,32 @@ def test_collection_pause_nests_and_always_resumes():
     stream.close()  # a consumer that stops early (cancel, error) must not leave the GC off
     assert gc.isenabled()
     gc.unfreeze()
+
+
+def test_while_a_mask_loads_edits_never_reach_the_previous_photo(qtbot, tmp_path, photos, monkeypatch):
+    import time
+
+    import app.workers as workers
+
+    monkeypatch.setattr(session_mod, "RESIDENT_MASKS", 1)
+    folder, saved = _project_with_masks(tmp_path, photos)
+    win = open_window(qtbot, project=folder)
+    wait_settled(qtbot, win)
+    for row in (1, 0):  # photo 1's image is cached now, its mask evicted: a revisit reloads only the mask
+        win.select(row)
+        wait_settled(qtbot, win)
+    first = win.entries[0]
+    first_mask = win.session.model.mask.copy()
+    real = workers.read_mask
+    monkeypatch.setattr(workers, "read_mask", lambda *a, **k: (time.sleep(0.4), real(*a, **k))[1])
+    second = win.entries[1]
+    assert second.name not in win.session.masks and win.images.get(win.path_of(1)) is not None
+    win.select(1)  # the photo shows at once; its saved mask is read on the worker, slowly
+    assert win.session.current is None and win.tools.model is None  # nothing to edit yet
+    win.panel.spin.setValue(0.99)  # a threshold change meanwhile...
+    win._set_status("done")  # ...and a status change
+    assert second.status == "done" and first.status != "done"
+    assert np.array_equal(win.session.masks[first.name].mask, first_mask)  # the first photo is untouched
+    wait_settled(qtbot, win)
+    assert win.session.current is second and np.array_equal(win.session.model.mask, saved[second.name])
+    win.close()
