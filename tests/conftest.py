@@ -34,14 +34,3 @@ def coffee():
 
     return data.coffee()
 
-
-@pytest.fixture(autouse=True)
-def _collectable_again():
-    """The studio freezes its objects out of the cyclic GC (app/gc_policy.py), which is right for one
-    long-lived app but would keep every closed test window's cycles alive for the whole session."""
-    yield
-    import gc
-
-    gc.unfreeze()
-    if not gc.isenabled():  # a test that failed inside a collection pause
-        gc.enable()

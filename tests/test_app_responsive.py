@@ -114,11 +114,12 @@ def test_maps_are_coloured_by_the_worker(qtbot, photos, monkeypatch):
 
 
 def test_startup_objects_are_frozen_out_of_the_cyclic_gc(qtbot, photos):
-    gc.unfreeze()
+    # Tests never gc.unfreeze(): collecting the frozen objects of closed windows later (in another order)
+    # hits a refcount bug in a C extension at interpreter exit. The app itself never unfreezes.
+    before = gc.get_freeze_count()
     win = open_window(qtbot, photos)
-    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=2000)
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > before, timeout=2000)
     win.close()
-    gc.unfreeze()
 
 
 def test_stall_profiler_credits_a_stall_to_garbage_collection(qtbot):
@@ -161,7 +162,6 @@ def test_collection_pause_nests_and_always_resumes():
     assert not gc.isenabled()
     stream.close()  # a consumer that stops early (cancel, error) must not leave the GC off
     assert gc.isenabled()
-    gc.unfreeze()
 
 
 def test_while_a_mask_loads_edits_never_reach_the_previous_photo(qtbot, tmp_path, photos, monkeypatch):
