@@ -4,7 +4,8 @@
                                         [--sharp ../shared/data/sharp] [--threads 2] [--keep DIR]
 
 Without --data it builds a temporary dbd-dataset folder: 20 synthetic-defocus samples rendered by
-dbd_core.data.synth at 400x400 from the sharp photos (BSDS500 etc.), upscaled to 4000x3000 (bicubic photo,
+dbd_core.data.synth at 400x400 from the sharp photos (BSDS500 etc.; blur radii scaled by 400/320 so they
+match the training renders at the working size), upscaled to 4000x3000 (bicubic photo,
 nearest-neighbour mask; the 4:3 stretch and the 10x upscale are fine for a timing benchmark: the network
 sees the same pixel counts and JPEG decode costs as a camera photo), light sensor-like noise added at full
 size so the JPEGs are not unrealistically smooth, stored as JPEG quality 92 (~12 MP each). Building the set
@@ -41,7 +42,7 @@ def build_dataset(out: Path, sharp: Path, n: int = 20, size=(4000, 3000), seed: 
     from dbd_core.data.synth import SharpPhotoSource, SynthConfig, render_sample
 
     src = SharpPhotoSource(sharp, split="train")
-    cfg = SynthConfig(size=400, p_jpeg=0.0)
+    cfg = SynthConfig.at_render_size(400, p_jpeg=0.0)  # blur as a 320 px render's at the working size
     rng = np.random.default_rng(seed)
     with open_writer(out, created_by="benchmarks/bench_finetune.py") as w:
         for i in range(n):

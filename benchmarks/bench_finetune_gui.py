@@ -48,10 +48,7 @@ def make_project(work: Path, sharp: str, n: int, size: tuple[int, int], render: 
     photos = work / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     source = SharpPhotoSource(sharp, split="train")
-    k = render / 320.0  # the renderer's radii are pixels at 320 px, the models' working size
-    base = SynthConfig()
-    cfg = SynthConfig(size=render, coc_threshold=base.coc_threshold * k, sharp_radius_max=base.sharp_radius_max * k,
-                      radius_range=(base.radius_range[0] * k, base.radius_range[1] * k))
+    cfg = SynthConfig.at_render_size(render)
     w, h = size
     store = ProjectStore.open(proj)
     for i in range(n):

@@ -191,3 +191,13 @@ def test_dbd_synth_bad_input_is_one_line(tmp_path, capsys):
         _run_synth(["--sharp", str(tmp_path / "photos"), "--out", str(tmp_path / "o"), "--n", "2"])
     with pytest.raises(InputError, match="BSDS500/images/test"):
         _run_synth(["--preset", "bench", "--sharp", str(tmp_path / "photos"), "--out", str(tmp_path / "o")])
+
+
+def test_config_at_render_size_scales_blur_to_the_working_size():
+    from dbd_core.data.synth import SynthConfig
+
+    base, big = SynthConfig(), SynthConfig.at_render_size(1280, p_jpeg=0.0)
+    assert big.size == 1280 and big.p_jpeg == 0.0
+    assert big.coc_threshold == base.coc_threshold * 4 and big.sharp_radius_max == base.sharp_radius_max * 4
+    assert big.radius_range == (base.radius_range[0] * 4, base.radius_range[1] * 4)
+    assert SynthConfig.at_render_size(320).radius_range == base.radius_range

@@ -55,6 +55,17 @@ class SynthConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def at_render_size(cls, size: int, working: int = 320, **kw) -> "SynthConfig":
+        """A config rendering at ``size`` px whose blur radii and label threshold are scaled by
+        size / working: shrunk to the models' working size (long side 320) such a render shows the
+        defocus of a ``working``-px render. Unscaled, 1.5-12 px of blur at 1024 px would shrink below a
+        pixel there and no model could tell the labels apart (big photos for benchmarks)."""
+        base = cls()
+        k = size / float(working)
+        return cls(size=size, coc_threshold=base.coc_threshold * k, sharp_radius_max=base.sharp_radius_max * k,
+                   radius_range=(base.radius_range[0] * k, base.radius_range[1] * k), **kw)
+
 
 def _loguniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
