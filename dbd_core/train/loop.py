@@ -127,7 +127,8 @@ def _freeze_bn_statistics(model: nn.Module) -> None:
     """Keep every BatchNorm in eval mode, whatever ``model.train()`` says: normalise with the running
     statistics and never update them. Fine-tuning on a handful of photos in batches of 4 would
     otherwise replace statistics learnt on thousands of images by those of a few crops (their
-    scale and shift stay trainable)."""
+    scale and shift stay trainable). The model keeps this after the run: a network passed in by
+    the caller (``TrainJob.model``) stays so; runs that load their own (CLI, studio) are unaffected."""
     import types
 
     def stay_eval(self, mode: bool = True):
