@@ -31,6 +31,8 @@ from torch.nn import functional as F
 
 from dbd_core.atomic import atomic_path
 from dbd_core.errors import DBDError
+from dbd_core.nets.registry import predict_logits
+
 
 OPSET = 17
 TOLERANCE = 1e-3  # max abs difference in probability allowed between ONNX Runtime and PyTorch
@@ -52,6 +54,7 @@ def require(module: str):
                               f"pip install 'dbd-studio[onnx]' (or pip install onnx onnxruntime)") from None
 
 
+
 class ProbabilityNet(nn.Module):
     """``x -> sigmoid(net(x).logits)``; keeps the net as a submodule so its weights export as initializers."""
 
@@ -60,8 +63,7 @@ class ProbabilityNet(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        logits = out.logits if hasattr(out, "logits") else out
+        logits = predict_logits(self.net, x)  # no side outputs in the graph
         # Plain NCHW contiguous output: the nets' tensors are channels_last internally.
         return torch.sigmoid(logits.float()).contiguous()
 

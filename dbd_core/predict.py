@@ -22,6 +22,7 @@ from torch import nn
 
 from dbd_core.errors import InputError
 from dbd_core.images import read_image, to_rgb8
+from dbd_core.nets.registry import predict_logits
 from dbd_core.upsample import DEFAULT_EPS, guided_upsample
 
 DEFAULT_WORK_SIZE = 320
@@ -119,9 +120,7 @@ class NetPredictor(Predictor):
         self.model.eval()  # BatchNorm must use running statistics, also for a model in training
         try:
             with torch.inference_mode():
-                out = self.model(x)
-                logits = out.logits if hasattr(out, "logits") else out
-                prob = torch.sigmoid(logits.float())[0, 0]
+                prob = torch.sigmoid(predict_logits(self.model, x).float())[0, 0]
         finally:
             self.model.train(was_training)
         return prob.cpu().numpy().astype(np.float32)

@@ -8,7 +8,7 @@ import torch
 
 from dbd_core.nets import blocks
 from dbd_core.nets.flops import count_flops, describe_model
-from dbd_core.nets.registry import NetOutput, build_model, count_parameters, model_names
+from dbd_core.nets.registry import NetOutput, build_model, count_parameters, model_names, predict_logits
 
 SEG_NETS = {"teacher": dict(pretrained=False), "student": dict(pretrained=False), "tiny": {}}
 
@@ -31,6 +31,25 @@ def test_output_contract(nets, name, size):
     for side in out.sides:
         assert side.shape == (2, 1, *size)
     assert out.features and all(f.shape[0] == 2 for f in out.features)
+
+
+@pytest.mark.parametrize("name", sorted(SEG_NETS))
+def test_inference_without_sides_gives_the_same_map(nets, name):
+    """``sides=False`` (what the Predictor, the latency bench and the ONNX export run) must only drop the
+    deep-supervision outputs, never change the fused map."""
+    net = nets[name].eval()
+    x = torch.rand(1, 3, 97, 131)
+    with torch.inference_mode():
+        full, lean = net(x), net(x, sides=False)
+        via_helper = predict_logits(net, x)
+    assert len(full.sides) > 0 and lean.sides == []
+    assert torch.equal(full.logits, lean.logits) and torch.equal(full.logits, via_helper)
+
+
+def test_predict_logits_accepts_plain_modules():
+    conv = torch.nn.Conv2d(3, 1, 1)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(predict_logits(conv, x), conv(x))
 
 
 def test_teacher_deep_supervision_and_feature_pyramid(nets):

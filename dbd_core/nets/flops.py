@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dbd_core.nets.registry import count_parameters
+from dbd_core.nets.registry import count_parameters, predict_logits
 
 
 def _dummy_input(model: nn.Module, size: tuple[int, int], batch: int = 1) -> torch.Tensor:
@@ -26,10 +26,11 @@ def _dummy_input(model: nn.Module, size: tuple[int, int], batch: int = 1) -> tor
 
 
 def _run(model: nn.Module, x: torch.Tensor):
-    # Discriminators take (image, map); every segmentation network takes the image alone.
+    # Discriminators take (image, map); every segmentation network takes the image alone and, at
+    # inference (what FLOPs and latency describe), skips its deep-supervision side outputs.
     if getattr(model, "takes_map", False):
         return model(x, x[:, :1])
-    return model(x)
+    return predict_logits(model, x)
 
 
 def count_flops(model: nn.Module, size: tuple[int, int] = (320, 320)) -> int:

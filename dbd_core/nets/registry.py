@@ -6,12 +6,15 @@ Contract every segmentation network here follows:
   * output: ``NetOutput`` with ``logits`` B x 1 x H x W (the fused map, before the sigmoid; the
     blur probability is ``sigmoid(logits)``, 1 = blurred), ``sides`` (deep-supervision logits, each
     B x 1 x H x W; may be empty) and ``features`` (intermediate feature maps, shallow to deep, for
-    feature distillation).
+    feature distillation);
+  * ``forward(x, sides=False)`` skips the deep-supervision outputs that only training and validation
+    losses read (``sides`` comes back empty); inference calls it that way through :func:`predict_logits`.
 Discriminators take (image B x 3 x H x W in [0,1], map B x 1 x H x W in [0,1]) and return patch logits.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,6 +27,20 @@ class NetOutput:
     logits: torch.Tensor
     sides: list[torch.Tensor] = field(default_factory=list)
     features: list[torch.Tensor] = field(default_factory=list)
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The fused logits of a registry network (or of any module returning a tensor or a NetOutput),
+    without computing the side outputs when the network can skip them."""
+    out = model(x, sides=False) if _takes_sides(model) else model(x)
+    return out.logits if hasattr(out, "logits") else out
+
+
+def _takes_sides(model: nn.Module) -> bool:
+    try:
+        return "sides" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a scripted or built-in forward without a Python signature
+        return False
 
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}

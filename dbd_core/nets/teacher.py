@@ -90,7 +90,7 @@ class DeFusionTeacher(nn.Module):
         ref = feats[3]  # stride 16
         return self.fam_deep(self.fuse_deep([resize_to(feats[i], ref) for i in DEEP]))
 
-    def forward(self, x: torch.Tensor) -> NetOutput:
+    def forward(self, x: torch.Tensor, sides: bool = True) -> NetOutput:
         size = x.shape[-2:]
         x = x.contiguous(memory_format=torch.channels_last)
         enc = self.encoder.features(x)
@@ -98,18 +98,20 @@ class DeFusionTeacher(nn.Module):
         feats = [r(f) for r, f in zip(self.reduce, enc[:4] + [deepest])]
 
         fshf, fsef = self._fshf(feats), self._fsef(feats)
-        sides: list[torch.Tensor] = []
+        side_maps: list[torch.Tensor] = []
         last: list[torch.Tensor] = []
         for step in range(self.steps):
             feats = [
                 self.refine[i](f, resize_to(fsef if i in SHALLOW else fshf, f)) for i, f in enumerate(feats)
             ]
-            last = [upsample_to(head(f), size) for head, f in zip(self.side_heads, feats)]
-            sides.extend(last)
-            if step + 1 < self.steps:
+            final = step + 1 == self.steps
+            if sides or final:  # inference needs only the last step's maps, which the fusion reads
+                last = [upsample_to(head(f), size) for head, f in zip(self.side_heads, feats)]
+                side_maps.extend(last if sides else [])
+            if not final:
                 fshf, fsef = self._fshf(feats), self._fsef(feats)
         fused = self.fuse_out(torch.cat(last, 1))
-        return NetOutput(logits=fused, sides=sides, features=feats)
+        return NetOutput(logits=fused, sides=side_maps, features=feats)
 
 
 @register("teacher", "DeFusionNet-style teacher on EfficientNet-Lite0 (FFRM/FAM cross-layer refinement, "

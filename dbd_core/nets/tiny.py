@@ -20,13 +20,13 @@ class TinyNet(nn.Module):
         self.side = nn.Conv2d(width, 1, 1)
         self.head = nn.Conv2d(2 * width, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> NetOutput:
+    def forward(self, x: torch.Tensor, sides: bool = True) -> NetOutput:
         h, w = x.shape[-2:]
         f1 = self.enc1(x - 0.5)
         f2 = self.enc2(f1)
         up = F.interpolate(f2, size=(h, w), mode="bilinear", align_corners=False)
-        side = F.interpolate(self.side(f2), size=(h, w), mode="bilinear", align_corners=False)
-        return NetOutput(logits=self.head(torch.cat([f1, up], 1)), sides=[side], features=[f1, f2])
+        side = [F.interpolate(self.side(f2), size=(h, w), mode="bilinear", align_corners=False)] if sides else []
+        return NetOutput(logits=self.head(torch.cat([f1, up], 1)), sides=side, features=[f1, f2])
 
 
 @register("tiny", "tiny test network (not for real use)")
