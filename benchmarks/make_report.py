@@ -183,6 +183,11 @@ def _load(path: Path):
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _spread(b: dict) -> str:
+    lo, hi = b.get("latency_net_p10_ms"), b.get("latency_net_p90_ms")
+    return "" if lo is None or hi is None else f" ({lo:.1f}-{hi:.1f})"
+
+
 def _f(v, spec=".3f") -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -200,7 +205,7 @@ def write_results(args, commands: dict[str, str]) -> Path:
         lines += [f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['threads']} threads; "
                   f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}.", ""]
     ph, pw = (bench or {}).get("config", {}).get("photo_size", (3000, 4000))
-    lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms) | "
+    lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms; p10-p90) | "
               f"ONNX Runtime 320x320 (ms) | latency {pw}x{ph} (ms) | peak memory (MB) | size on disk (MB) |",
               "|---|" + "---:|" * 12]
     for name in MODELS:
@@ -208,7 +213,7 @@ def write_results(args, commands: dict[str, str]) -> Path:
         params = b.get("params")
         lines.append(f"| {name} | " + " | ".join(_f(e.get(k)) for k, _ in METRICS) + " | "
                      + ("n/a" if params is None else f"{params / 1e6:.2f} M" if params else "0") + " | "
-                     + f"{_f(b.get('gflops_320'), '.2f')} | {_f(b.get('latency_net_ms'), '.1f')} | "
+                     + f"{_f(b.get('gflops_320'), '.2f')} | {_f(b.get('latency_net_ms'), '.1f')}{_spread(b)} | "
                      + f"{_f(b.get('onnx_latency_net_ms'), '.1f')} | {_f(b.get('latency_photo_ms'), '.0f')} | "
                      + f"{_f(b.get('peak_mem_mb'), '.0f')} | "
                      + f"{_f(None if b.get('size_bytes') is None else b['size_bytes'] / 1e6, '.2f')} |")

@@ -128,6 +128,13 @@ def _median_ms(fn, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _spread(times_ms: list[float], key: str) -> dict:
+    """Median plus the 10th and 90th percentiles: on a shared host the same code's median moved by a
+    third between minutes (14-23 ms for the student), and the spread says how quiet the run was."""
+    q = np.percentile(np.asarray(times_ms, np.float64), [10, 50, 90])
+    return {f"{key}_ms": float(q[1]), f"{key}_p10_ms": float(q[0]), f"{key}_p90_ms": float(q[2])}
+
+
 def sample_photo(size: tuple[int, int]) -> np.ndarray:
     """A real photo (skimage coffee) resized to ``size`` (H, W): textured like a camera photo, so the
     guided filter does real work (a constant image would flatter it)."""
@@ -149,7 +156,7 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
     import cv2
     import torch
 
-    from dbd_core.nets.flops import describe_model, measure_latency
+    from dbd_core.nets.flops import describe_model, latency_samples
 
     say = progress or (lambda msg: None)
     pred = _load(name, weights, cfg.threads)
@@ -161,8 +168,8 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
         say(f"{name}: parameters and FLOPs")
         row.update({k: v for k, v in describe_model(model, cfg.net_size).items() if k != "trainable_params"})
         say(f"{name}: network latency at {w}x{h}")
-        row["latency_net_ms"] = measure_latency(model, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup,
-                                                repeats=cfg.repeats)
+        row.update(_spread(latency_samples(model, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup,
+                                           repeats=cfg.repeats), "latency_net"))
         row["latency_net_what"] = "network forward (random input), torch.inference_mode"
         path = Path(pred.source)
         row["size_bytes"] = path.stat().st_size if path.is_file() else None
@@ -267,7 +274,7 @@ def run_bench(models: list[str], weights: dict[str, str | os.PathLike] | None = 
         "methods": {
             "gflops_320": "torch FlopCounterMode, 2 x multiply-accumulates, one 320x320 forward",
             "latency_net_ms": f"median of {cfg.repeats} forwards after {cfg.warmup} warm-up, "
-                              f"{cfg.threads} threads",
+                              f"{cfg.threads} threads (p10-p90: their 10th-90th percentiles)",
             "latency_photo_ms": f"median of {cfg.photo_repeats} Predictor.predict calls on a "
                                 f"{cfg.photo_size[1]}x{cfg.photo_size[0]} photo (resize, model, guided "
                                 f"upsampling to full size) after one warm-up call",
@@ -284,11 +291,16 @@ def _fmt(v, spec: str, none: str = "n/a") -> str:
     return none if v is None else format(v, spec)
 
 
+def _range(row: dict) -> str:
+    lo, hi = row.get("latency_net_p10_ms"), row.get("latency_net_p90_ms")
+    return "-" if lo is None or hi is None else f"{lo:.1f}-{hi:.1f}"
+
+
 def format_table(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
     nh, nw = cfg["net_size"]
     ph, pw = cfg["photo_size"]
-    head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'ONNX ms':>8} "
+    head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'p10-p90':>11} {'ONNX ms':>8} "
             f"{f'photo {pw}x{ph} ms':>19} {'peak MB':>8} {'size MB':>8}")
     lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {cfg['threads']} threads, "
              f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}", head, "-" * len(head)]
@@ -299,7 +311,7 @@ def format_table(result: dict) -> str:
         params = f"{r['params'] / 1e6:.2f} M" if r["params"] >= 1e5 else f"{r['params']:,}"
         size = _fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".2f")
         lines.append(f"{r['model']:<9} {params:>8} {_fmt(r['gflops_320'], '.2f', '-'):>7} "
-                     f"{r['latency_net_ms']:>15.1f} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
+                     f"{r['latency_net_ms']:>15.1f} {_range(r):>11} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
                      f"{r['latency_photo_ms']:>19.0f} {r['peak_mem_mb']:>8.0f} {size:>8}")
     meth = result["methods"]
     lines += ["", f"net: {meth['latency_net_ms']} (LBP: its map at that size, no network)",

@@ -158,6 +158,8 @@ def test_cli_bench_tiny(tmp_path, capsys):
     assert net["arch"] == "tiny" and net["source"] == str(weights)
     assert net["params"] == sum(p.numel() for p in build_model("tiny").parameters())
     assert net["gflops_320"] > 0 and net["size_bytes"] == weights.stat().st_size
+    assert 0 < net["latency_net_p10_ms"] <= net["latency_net_ms"] <= net["latency_net_p90_ms"]
+    assert f"{net['latency_net_p10_ms']:.1f}-{net['latency_net_p90_ms']:.1f}" in table
     for row in (net, lbp):
         assert row["latency_net_ms"] > 0 and row["latency_photo_ms"] > 0
         assert row["peak_mem_mb"] >= 0 and row["photo_size"] == "400x300"

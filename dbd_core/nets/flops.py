@@ -47,11 +47,10 @@ def count_flops(model: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
         model.train(was_training)
 
 
-def measure_latency(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
-                    warmup: int = 5, repeats: int = 20) -> float:
-    """Median wall time (ms) of one eval-mode forward at ``size`` under ``torch.inference_mode``.
-
-    The machine may be shared: take the median, and call it more than once if it matters."""
+def latency_samples(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
+                    warmup: int = 5, repeats: int = 20) -> list[float]:
+    """Wall times (ms) of ``repeats`` eval-mode forwards at ``size`` under ``torch.inference_mode``, after
+    ``warmup`` untimed ones."""
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -66,10 +65,18 @@ def measure_latency(model: nn.Module, size: tuple[int, int] = (320, 320), thread
                 _run(model, x)
                 if i >= warmup:
                     times.append((time.perf_counter() - t0) * 1000.0)
-        return statistics.median(times)
+        return times
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
+
+
+def measure_latency(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
+                    warmup: int = 5, repeats: int = 20) -> float:
+    """Median wall time (ms) of one eval-mode forward at ``size`` under ``torch.inference_mode``.
+
+    The machine may be shared: take the median, and call it more than once if it matters."""
+    return statistics.median(latency_samples(model, size, threads, warmup, repeats))
 
 
 def describe_model(model: nn.Module, size: tuple[int, int] = (320, 320)) -> dict:
