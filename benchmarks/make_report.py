@@ -202,8 +202,12 @@ def write_results(args, commands: dict[str, str]) -> Path:
              "Every number comes from a run on this machine; the command that produced it is quoted below it.", ""]
     if bench:
         m = bench["machine"]
+        ref = m.get("reference_gflops")
         lines += [f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['threads']} threads; "
-                  f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}.", ""]
+                  f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}."
+                  + ("" if ref is None else f" Host speed during the bench: {ref:.0f} GFLOP/s on a fixed float32 "
+                     "matrix product (`dbd_core.bench.reference_gflops`), the yardstick for comparing latencies "
+                     "across days."), ""]
     ph, pw = (bench or {}).get("config", {}).get("photo_size", (3000, 4000))
     lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms; p10-p90) | "
               f"ONNX Runtime 320x320 (ms) | latency {pw}x{ph} (ms) | peak memory (MB) | size on disk (MB) |",

@@ -67,7 +67,25 @@ def machine_facts(threads: int) -> dict:
         facts["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         facts["onnxruntime"] = None
+    facts["reference_gflops"] = reference_gflops(threads)
     return facts
+
+
+def reference_gflops(threads: int, n: int = 384, repeats: int = 30) -> float:
+    """GFLOP/s of a fixed float32 matrix product (n x n by n x n, median of ``repeats``) with ``threads``
+    threads: a yardstick for the host itself. Cloud hosts change speed from day to day (the same student
+    network measured 11.6 ms one day and 17 ms another); quoting this beside every latency tells a slower
+    network from a slower machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        ms = _median_ms(lambda: torch.mm(a, b), 5, repeats)
+    finally:
+        torch.set_num_threads(old)
+    return round(2.0 * n ** 3 / (ms * 1e6), 1)
 
 
 # ---------------------------------------------------------------- memory
@@ -302,8 +320,10 @@ def format_table(result: dict) -> str:
     ph, pw = cfg["photo_size"]
     head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'p10-p90':>11} {'ONNX ms':>8} "
             f"{f'photo {pw}x{ph} ms':>19} {'peak MB':>8} {'size MB':>8}")
+    ref = m.get("reference_gflops")
     lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {cfg['threads']} threads, "
-             f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}", head, "-" * len(head)]
+             f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}"
+             + ("" if ref is None else f"; host speed now: {ref:.0f} GFLOP/s (float32 matmul)"), head, "-" * len(head)]
     for r in result["models"]:
         if "error" in r:
             lines.append(f"{r['model']:<9} error: {r['error']}")

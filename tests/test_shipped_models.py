@@ -153,7 +153,8 @@ def test_cli_bench_tiny(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["command"].startswith("dbd bench --models student,lbp") and str(weights) in doc["command"]
     assert doc["machine"]["threads"] == 2 and doc["machine"]["torch"] == torch.__version__
-    assert doc["machine"]["cpu"]
+    assert doc["machine"]["cpu"] and doc["machine"]["reference_gflops"] > 0
+    assert f"host speed now: {doc['machine']['reference_gflops']:.0f} GFLOP/s" in table
     net, lbp = doc["models"]
     assert net["arch"] == "tiny" and net["source"] == str(weights)
     assert net["params"] == sum(p.numel() for p in build_model("tiny").parameters())
