@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     import app  # noqa: F401
-    from app.display import difference, display_factor, reduce
+    from app.display import colorize, difference, display_factor, reduce
     from app.views import ViewGrid
     from dbd_core.annotate.mask_model import MaskModel
 
@@ -60,6 +60,9 @@ def main(argv=None) -> int:
     k = display_factor(rgb.shape)
     # What the map worker hands over (made on its thread, not timed here).
     shown_rgb, shown_t, shown_s = reduce(rgb, k), reduce(teacher, k), reduce(student, k)
+    lut_t, lut_s = grid.maps["teacher"].lut, grid.maps["student"].lut
+    coloured_t = None if lut_t is None else colorize(shown_t, lut_t)  # the worker colours maps (app/workers.py)
+    coloured_s = None if lut_s is None else colorize(shown_s, lut_s)
     model = MaskModel((h, w), (teacher > 0.5).astype(np.uint8))
 
     def cost(fn) -> float:
@@ -80,8 +83,9 @@ def main(argv=None) -> int:
     steps = {
         "show photo": lambda: grid.photo.show_array(shown_rgb, k),
         "bind mask overlay (full recolour)": lambda: grid.overlay.set_model(model),
-        "show two maps": lambda: [grid.maps["teacher"].show_array(shown_t, k),
-                                  grid.maps["student"].show_array(shown_s, k)],
+        "show two maps (coloured by the worker)": lambda: [
+            grid.maps["teacher"].show_array(shown_t, k, coloured=coloured_t),
+            grid.maps["student"].show_array(shown_s, k, coloured=coloured_s)],
         "show difference": lambda: grid.diff.show_array(difference(shown_t, shown_s), k),
         "brush stroke (10 segments)": stroke,
         "full repaint of the views": lambda: grid.grab(),
