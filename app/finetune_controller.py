@@ -106,6 +106,7 @@ class FinetuneController(QObject):
     def _refresh(self, role: str) -> None:
         win = self.win
         win.maps.discard_where(lambda key: key[1] == role)
+        win.display.discard_where(lambda key: key[1] == "diff")  # made from the old model's map
         for d in (win.failures, win.map_seconds):
             for key in [k for k in d if k[1] == role]:
                 del d[key]

@@ -17,7 +17,7 @@ from app.models import ModelProvider
 from app.session import AnnotationSession
 from app.tools import ToolController
 from app.display import difference, display_factor, lookup_table, reduce
-from app.views import MAP_CMAP, ViewGrid
+from app.views import DIFF_CMAP, MAP_CMAP, ViewGrid
 from app.workers import MapWorker, ResultCache
 from dbd_core.annotate import ProjectStore
 from dbd_core.images import expand_paths, is_image_file
@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
 
         self.session = AnnotationSession(store, persistent, self.maps_for, confirm or self._ask,
                                          model_labels=lambda: {r: self.provider.label(r) for r in self.provider.roles})
-        self.worker = MapWorker(self.provider, map_lut=lookup_table(MAP_CMAP))
+        self.worker = MapWorker(self.provider, map_lut=lookup_table(MAP_CMAP), diff_lut=lookup_table(DIFF_CMAP))
         self._wire()
         self._menus()
         from app.finetune_controller import FinetuneController
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         w.mask_ready.connect(self._on_mask)
         w.image_failed.connect(self._on_image_failed)
         w.map_ready.connect(self._on_map)
+        w.diff_ready.connect(self._on_diff)
         w.map_failed.connect(self._on_map_failed)
         w.thumb_ready.connect(self._on_thumb)
         self.list.photo_selected.connect(self.select)
@@ -310,6 +311,10 @@ class MainWindow(QMainWindow):
             self.session.maps_arrived(self.entries[self.row])
             self._settled_check(path)
 
+    def _on_diff(self, path: str, pair, diff: np.ndarray, diff_rgb) -> None:
+        # Kept with the maps themselves (not their ids): it is used only while both are the ones shown.
+        self.display.put((path, "diff"), (diff, diff_rgb, pair))
+
     def _on_map_failed(self, path: str, role: str, msg: str) -> None:
         self.failures[(path, role)] = msg
         if self._is_current(path):
@@ -341,10 +346,15 @@ class MainWindow(QMainWindow):
         maps = self.maps_for(self.entries[self.row]) if self._is_current(path) else {}
         if "teacher" in maps and "student" in maps:
             t, s = maps["teacher"], maps["student"]
-            # Of the display levels (block means): close to the full-size difference reduced, at 1/k^2 of its cost.
-            self.views.diff.show_array(difference(self._display_level((path, "teacher"), t),
-                                                  self._display_level((path, "student"), s)),
-                                       display_factor(t.shape))
+            hit = self.display.get((path, "diff"))  # made by the worker from these two maps?
+            if hit is not None and hit[2][0] is t and hit[2][1] is s:
+                self.views.diff.show_array(hit[0], display_factor(t.shape), coloured=hit[1])
+            else:
+                # Of the display levels (block means): close to the full-size difference reduced, at 1/k^2 of
+                # its cost.
+                self.views.diff.show_array(difference(self._display_level((path, "teacher"), t),
+                                                      self._display_level((path, "student"), s)),
+                                           display_factor(t.shape))
             self.views.diff.show_message(None)
         else:
             self.views.diff.show_array(None)

@@ -4,7 +4,8 @@ One long-lived QThread pulls jobs from a priority queue: the current photo's ima
 thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
 thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
 Each photo and map also travels with its display level (app/display.py), made here, and each map
-with its coloured display level; a photo's saved mask is decoded here too. So the GUI thread never
+with its coloured display level, as does the teacher/student disagreement when both maps are made in
+one request; a photo's saved mask is decoded here too. So the GUI thread never
 decodes, reduces or colours a 12 MP array (each of those costs 50-250 ms, a visible freeze).
 """
 
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from app.display import colorize, display_factor, reduce
+from app.display import colorize, difference, display_factor, reduce
 from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
 from dbd_core.images import read_image, read_mask
@@ -101,14 +102,19 @@ class MapWorker(QThread):
     # path, role, map, seconds, its display level, that level coloured (RGB uint8, or None without a LUT)
     map_ready = Signal(str, str, object, float, object, object)
     mask_ready = Signal(str, str, object, str)  # path, mask file, mask uint8 {0,1} or None, error ("" = none)
+    # path, (teacher map, student map) it was made from, |teacher - student| of their display levels,
+    # that coloured (or None without a LUT); sent just before the second of the two maps
+    diff_ready = Signal(str, object, object, object)
     map_failed = Signal(str, str, str)  # path, role, message
     thumb_ready = Signal(str, object, object)  # path, thumbnail rgb, (h, w)
     busy_changed = Signal(bool)
 
-    def __init__(self, provider, map_lut: np.ndarray | None = None, parent=None):
+    def __init__(self, provider, map_lut: np.ndarray | None = None, diff_lut: np.ndarray | None = None,
+                 parent=None):
         super().__init__(parent)
         self.provider = provider
         self.map_lut = map_lut  # colours the maps' display levels (app/display.lookup_table)
+        self.diff_lut = diff_lut  # colours the disagreement of the two maps' display levels
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()
         self._generation = 0  # foreground jobs of an older generation are stale
@@ -175,6 +181,7 @@ class MapWorker(QThread):
         k = display_factor(rgb.shape)
         if want_image:
             self.image_ready.emit(path, rgb, reduce(rgb, k))
+        made: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # role -> (map, display level), this request
         for role in roles:
             if self._stop or gen != self._generation:
                 return  # the user moved on; the maps of the new photo come first
@@ -197,6 +204,13 @@ class MapWorker(QThread):
                 continue
             shown = reduce(blur_map, k)
             rgb_shown = None if self.map_lut is None else colorize(shown, self.map_lut)
+            made[role] = (blur_map, shown)
+            if role in ("teacher", "student") and len(made.keys() & {"teacher", "student"}) == 2:
+                # Before this map's signal, so the GUI finds the disagreement ready when it shows both.
+                (t, t_shown), (s, s_shown) = made["teacher"], made["student"]
+                diff = difference(t_shown, s_shown)
+                diff_rgb = None if self.diff_lut is None else colorize(diff, self.diff_lut)
+                self.diff_ready.emit(path, (t, s), diff, diff_rgb)
             self.provider.publish(role, epoch,
                                   lambda: self.map_ready.emit(path, role, blur_map, seconds, shown, rgb_shown))
 

@@ -63,6 +63,8 @@ def main(argv=None) -> int:
     lut_t, lut_s = grid.maps["teacher"].lut, grid.maps["student"].lut
     coloured_t = None if lut_t is None else colorize(shown_t, lut_t)  # the worker colours maps (app/workers.py)
     coloured_s = None if lut_s is None else colorize(shown_s, lut_s)
+    diff = difference(shown_t, shown_s)  # the worker makes and colours the disagreement too
+    diff_rgb = None if grid.diff.lut is None else colorize(diff, grid.diff.lut)
     model = MaskModel((h, w), (teacher > 0.5).astype(np.uint8))
 
     def cost(fn) -> float:
@@ -86,7 +88,8 @@ def main(argv=None) -> int:
         "show two maps (coloured by the worker)": lambda: [
             grid.maps["teacher"].show_array(shown_t, k, coloured=coloured_t),
             grid.maps["student"].show_array(shown_s, k, coloured=coloured_s)],
-        "show difference": lambda: grid.diff.show_array(difference(shown_t, shown_s), k),
+        "show difference (made on the GUI thread)": lambda: grid.diff.show_array(difference(shown_t, shown_s), k),
+        "show difference (made by the worker)": lambda: grid.diff.show_array(diff, k, coloured=diff_rgb),
         "brush stroke (10 segments)": stroke,
         "full repaint of the views": lambda: grid.grab(),
     }

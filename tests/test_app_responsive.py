@@ -108,8 +108,13 @@ def test_maps_are_coloured_by_the_worker(qtbot, photos, monkeypatch):
     shown = panel.image.image
     expected = real(panel.values, panel.lut)
     assert shown.dtype == np.uint8 and np.array_equal(shown, expected)  # same colours as before
-    # Only the small disagreement map (made from two display levels) is coloured on the GUI thread.
-    assert len(on_gui) <= 2 and all(s == win.views.diff.values.shape for s in on_gui)
+    # The disagreement map comes coloured from the worker too, made from the two maps' display levels.
+    diff = win.views.diff
+    t_shown = win._display_level((win.path_of(win.row), "teacher"), win.maps_for(win.entries[win.row])["teacher"])
+    s_shown = win._display_level((win.path_of(win.row), "student"), win.maps_for(win.entries[win.row])["student"])
+    assert np.array_equal(diff.values, display.difference(t_shown, s_shown))
+    assert np.array_equal(diff.image.image, real(diff.values, diff.lut))
+    assert on_gui == []
     win.close()
 
 
