@@ -61,6 +61,22 @@ def reduce_rect(full: np.ndarray, rect, k: int) -> tuple[tuple[int, int, int, in
     return (dy0, dx0, dy1, dx1), reduce(block, k)
 
 
+MASK_COLOR = (255, 60, 40)  # the mask overlay's "blurred": warm red, readable over most photos
+# Block coverage (0..255) -> premultiplied RGBA, one cv2.LUT pass instead of four multiplies.
+_RGBA_LUT = np.array([[[round(a * v / 255) for v in MASK_COLOR] + [a]] for a in range(256)], np.uint8)
+
+
+def coverage_rgba(cover: np.ndarray) -> np.ndarray:
+    """Block coverage (uint8, 255 = all blurred) -> the overlay's premultiplied RGBA pixels."""
+    return cv2.LUT(cv2.merge([cover] * 4), _RGBA_LUT)
+
+
+def mask_rgba(mask: np.ndarray, k: int) -> np.ndarray:
+    """The overlay's display level of a whole {0,1} mask: each pixel coloured by the blurred share of
+    its k x k block. The map worker makes it for saved masks; app/overlay.py makes the same pixels."""
+    return coverage_rgba(reduce(mask * np.uint8(255), k))
+
+
 def lookup_table(cmap_name: str) -> np.ndarray:
     """256 x 1 x 3 uint8 RGB table of a pyqtgraph colormap, in the shape cv2.LUT takes."""
     import pyqtgraph as pg  # numpy-only use of pyqtgraph: fine off the GUI thread

@@ -40,7 +40,7 @@ class MainWindow(QMainWindow):
         # (array, id of the full-size array it was made from): a swapped model's map never shows an old level.
         self.display = ResultCache(max_bytes=400_000_000)
         self.map_seconds: dict[tuple[str, str], float] = {}
-        self._loaded_masks: dict[str, tuple] = {}  # path -> (mask file, mask, error) read by the worker
+        self._loaded_masks: dict[str, tuple] = {}  # path -> (mask file, mask, error, overlay rgba) from the worker
         self.failures: dict[tuple[str, str], str] = {}
         self.row = -1
 
@@ -273,16 +273,20 @@ class MainWindow(QMainWindow):
             self.tools.model = None
             self.session.current = None  # threshold and tools act on no mask until this one is bound
             return
-        model = self.session.mask_for(entry, shape, loaded)
-        self.views.overlay.set_model(model)
+        model = self.session.mask_for(entry, shape, None if loaded is None else loaded[:3])
+        # The worker's overlay pixels fit only if the model holds exactly the mask it read.
+        rgba = loaded[3] if loaded is not None and loaded[1] is not None and np.array_equal(model.mask, loaded[1]) \
+            else None
+        if self.views.overlay.model is not model:  # re-selecting the shown photo needs no recolour
+            self.views.overlay.set_model(model, rgba)
         self.tools.model = model
         self.session.maps_arrived(entry)
         self._show_mask_state()
 
-    def _on_mask(self, path: str, mask_file: str, mask, error: str) -> None:
+    def _on_mask(self, path: str, mask_file: str, mask, error: str, rgba=None) -> None:
         if not self._is_current(path):
             return
-        self._loaded_masks[path] = (mask_file, mask, error)
+        self._loaded_masks[path] = (mask_file, mask, error, rgba)
         rgb = self.images.get(path)
         if rgb is not None and self.session.pending_mask_file(self.entries[self.row]):
             self._bind_mask(path, rgb.shape[:2])

@@ -18,11 +18,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject
 
-from app.display import display_factor, display_shape, reduce
-
-COLOR = (255, 60, 40)  # blurred = warm red, readable over most photos
-# Block coverage (0..255) -> premultiplied RGBA, one cv2.LUT pass instead of four multiplies.
-_RGBA_LUT = np.array([[[round(a * v / 255) for v in COLOR] + [a]] for a in range(256)], np.uint8)
+from app.display import coverage_rgba, display_factor, display_shape, reduce
 
 
 class MaskOverlayItem(QGraphicsObject):
@@ -38,21 +34,30 @@ class MaskOverlayItem(QGraphicsObject):
         self.setZValue(10)
 
     # ---------------------------------------------------------------- model binding
-    def set_model(self, model) -> None:
+    def set_model(self, model, rgba: np.ndarray | None = None) -> None:
+        """Bind ``model``; ``rgba`` = its pixels already made off the GUI thread (app.display.mask_rgba
+        of exactly ``model.mask``), adopted instead of recolouring the whole mask here (23 ms at 12 MP)."""
         if self.model is not None and self._on_change in self.model.listeners:
             self.model.listeners.remove(self._on_change)
         self.prepareGeometryChange()
         self.model = model
+        ready = False
         if model is None:
             self._rgba = np.zeros((1, 1, 4), np.uint8)
         else:
             model.listeners.append(self._on_change)
             self.k = display_factor(model.shape)
-            self._rgba = np.zeros(display_shape(model.shape, self.k) + (4,), np.uint8)
+            shape = display_shape(model.shape, self.k) + (4,)
+            ready = (rgba is not None and not self.outline and rgba.shape == shape and rgba.dtype == np.uint8
+                     and rgba.flags.c_contiguous and rgba.flags.writeable)
+            self._rgba = rgba if ready else np.zeros(shape, np.uint8)
         self.setTransform(QTransform.fromScale(self.k, self.k))
         h, w = self._rgba.shape[:2]
         self._qimage = QImage(self._rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888_Premultiplied)
-        self.redraw()
+        if ready:
+            self.update()
+        else:
+            self.redraw()
 
     def set_outline(self, on: bool) -> None:
         self.outline = bool(on)
@@ -82,7 +87,7 @@ class MaskOverlayItem(QGraphicsObject):
         cover = reduce(on * np.uint8(255), k)  # share of each block that is blurred
         dy0, dx0 = y0 // k, x0 // k
         dy1, dx1 = dy0 + cover.shape[0], dx0 + cover.shape[1]
-        self._rgba[dy0:dy1, dx0:dx1] = cv2.LUT(cv2.merge([cover] * 4), _RGBA_LUT)
+        self._rgba[dy0:dy1, dx0:dx1] = coverage_rgba(cover)
         self.update(QRectF(dx0, dy0, dx1 - dx0, dy1 - dy0))
 
     def _edge_width(self) -> int:

@@ -17,8 +17,8 @@ from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QStackedLayout, QToolButton,
                                QVBoxLayout, QWidget)
 
-from app.display import colorize, lookup_table
-from app.overlay import COLOR as MASK_COLOR, MaskOverlayItem
+from app.display import MASK_COLOR, colorize, lookup_table
+from app.overlay import MaskOverlayItem
 from app.tools import ToolViewBox
 
 # Also set here (not only in app/__init__) so no import path can leave images transposed.

@@ -4,7 +4,8 @@ One long-lived QThread pulls jobs from a priority queue: the current photo's ima
 thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
 thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
 Each photo and map also travels with its display level (app/display.py), made here, and each map
-with its coloured display level, as does the teacher/student disagreement when both maps are made in
+with its coloured display level, each saved mask with its overlay pixels, as does the teacher/student
+disagreement when both maps are made in
 one request; a photo's saved mask is decoded here too. So the GUI thread never
 decodes, reduces or colours a 12 MP array (each of those costs 50-250 ms, a visible freeze).
 """
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from app.display import colorize, difference, display_factor, reduce
+from app.display import colorize, difference, display_factor, mask_rgba, reduce
 from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
 from dbd_core.images import read_image, read_mask
@@ -101,7 +102,8 @@ class MapWorker(QThread):
     image_failed = Signal(str, str)  # path, one-line reason
     # path, role, map, seconds, its display level, that level coloured (RGB uint8, or None without a LUT)
     map_ready = Signal(str, str, object, float, object, object)
-    mask_ready = Signal(str, str, object, str)  # path, mask file, mask uint8 {0,1} or None, error ("" = none)
+    # path, mask file, mask uint8 {0,1} or None, error ("" = none), the overlay's pixels of it (or None)
+    mask_ready = Signal(str, str, object, str, object)
     # path, (teacher map, student map) it was made from, |teacher - student| of their display levels,
     # that coloured (or None without a LUT); sent just before the second of the two maps
     diff_ready = Signal(str, object, object, object)
@@ -172,13 +174,13 @@ class MapWorker(QThread):
         except InputError as e:
             self.image_failed.emit(path, str(e))
             return
+        k = display_factor(rgb.shape)
         if mask_file:  # before the image: the GUI binds the mask as soon as the photo shows
             try:
                 mask, _ = read_mask(mask_file, "blur-white", expect_shape=rgb.shape[:2])
-                self.mask_ready.emit(path, mask_file, mask, "")
+                self.mask_ready.emit(path, mask_file, mask, "", mask_rgba(mask, k))
             except InputError as e:
-                self.mask_ready.emit(path, mask_file, None, str(e))
-        k = display_factor(rgb.shape)
+                self.mask_ready.emit(path, mask_file, None, str(e), None)
         if want_image:
             self.image_ready.emit(path, rgb, reduce(rgb, k))
         made: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # role -> (map, display level), this request

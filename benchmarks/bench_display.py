@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     import app  # noqa: F401
-    from app.display import colorize, difference, display_factor, reduce
+    from app.display import colorize, difference, display_factor, mask_rgba, reduce
     from app.views import ViewGrid
     from dbd_core.annotate.mask_model import MaskModel
 
@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     diff = difference(shown_t, shown_s)  # the worker makes and colours the disagreement too
     diff_rgb = None if grid.diff.lut is None else colorize(diff, grid.diff.lut)
     model = MaskModel((h, w), (teacher > 0.5).astype(np.uint8))
+    # The worker colours a saved mask's overlay pixels; each bind adopts a fresh buffer.
+    saved_rgba = iter([mask_rgba(model.mask, k) for _ in range(args.repeat)])
 
     def cost(fn) -> float:
         best = float("inf")
@@ -85,6 +87,7 @@ def main(argv=None) -> int:
     steps = {
         "show photo": lambda: grid.photo.show_array(shown_rgb, k),
         "bind mask overlay (full recolour)": lambda: grid.overlay.set_model(model),
+        "bind a saved mask (pixels made by the worker)": lambda: grid.overlay.set_model(model, next(saved_rgba)),
         "show two maps (coloured by the worker)": lambda: [
             grid.maps["teacher"].show_array(shown_t, k, coloured=coloured_t),
             grid.maps["student"].show_array(shown_s, k, coloured=coloured_s)],

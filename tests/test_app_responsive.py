@@ -54,6 +54,17 @@ def _project_with_masks(tmp_path, photos):
 def test_saved_masks_are_read_by_the_worker_and_bound_exactly(qtbot, tmp_path, photos, gui_thread_reads,
                                                               monkeypatch):
     monkeypatch.setattr(session_mod, "RESIDENT_MASKS", 1)  # photo switches evict: revisits reload
+    import app.overlay as overlay_mod
+
+    gui_recolours = []
+    real_colour = overlay_mod.coverage_rgba
+
+    def colour_spy(cover):
+        if threading.current_thread() is threading.main_thread():
+            gui_recolours.append(cover.shape)
+        return real_colour(cover)
+
+    monkeypatch.setattr(overlay_mod, "coverage_rgba", colour_spy)
     folder, saved = _project_with_masks(tmp_path, photos)
     win = open_window(qtbot, project=folder)
     wait_settled(qtbot, win)
@@ -61,9 +72,14 @@ def test_saved_masks_are_read_by_the_worker_and_bound_exactly(qtbot, tmp_path, p
         win.select(row)
         wait_settled(qtbot, win)
         name = win.entries[row].name
-        assert np.array_equal(win.session.model.mask, saved[name])
-        assert win.views.overlay.model is win.session.model and win.tools.model is win.session.model
+        model = win.session.model
+        assert np.array_equal(model.mask, saved[name])
+        assert win.views.overlay.model is model and win.tools.model is model
+        # The overlay shows the worker's pixels of the saved mask: the same as recolouring it here.
+        k = display.display_factor(model.shape)
+        assert np.array_equal(win.views.overlay._rgba, display.mask_rgba(model.mask, k))
     assert len(gui_thread_reads) >= 3 and not any(gui_thread_reads)  # all off the GUI thread
+    assert gui_recolours == []  # no whole-mask recolour on the GUI thread
     win.close()
 
 
