@@ -3,11 +3,10 @@
 One long-lived QThread pulls jobs from a priority queue: the current photo's image and maps first,
 thumbnails after. Results travel back as signals carrying fresh arrays (Qt queues them to the GUI
 thread); the worker never touches a widget. Requests for a photo the user has left are dropped.
-Each photo and map also travels with its display level (app/display.py), made here, and each map
-with its coloured display level, each saved mask with its overlay pixels, as does the teacher/student
-disagreement when both maps are made in
-one request; a photo's saved mask is decoded here too. So the GUI thread never
-decodes, reduces or colours a 12 MP array (each of those costs 50-250 ms, a visible freeze).
+Each photo and map also travels with its display level (app/display.py), made here; each map with
+that level coloured; a photo's saved mask is decoded here and travels with the overlay's pixels of it;
+and when one request makes both maps, their disagreement comes made and coloured too. So the GUI
+thread never decodes, reduces or colours a 12 MP array (each of those costs 20-250 ms, a visible freeze).
 """
 
 from __future__ import annotations
