@@ -254,9 +254,14 @@ def write_results(args, commands: dict[str, str]) -> Path:
     lines += [f"![{p}]({rel(args.figures / f'photo_{p}.png')})" for p in ("coffee", "chelsea")
               if (args.figures / f"photo_{p}.png").is_file()]
     lines += ["", "## Training curves", ""]
+    kept = []
     for fig in sorted(args.figures.glob("training_*.png")):
         lines.append(f"![{fig.stem}]({rel(fig)})")
-    lines += ["", f"Made by `{commands['curves']}` from the runs' events.jsonl.", "",
+        if fig.stem.removeprefix("training_") not in args.events:
+            kept.append(fig.name)
+    lines += ["", f"Made by `{commands['curves']}` from the runs' events.jsonl"
+              + (f"; kept from an earlier report run (its events are not on this machine): {', '.join(kept)}."
+                 if kept else "."), "",
               "## Regenerate", "", "```bash", commands["report"]]
     lines += [f"python benchmarks/make_report.py ... --only {p}   # {what}" for p, what in
               (("eval", "quality numbers + PR/F/ROC"), ("bench", "speed/memory/size"),
