@@ -184,8 +184,10 @@ def _load(path: Path):
 
 
 def _spread(b: dict) -> str:
-    lo, hi = b.get("latency_net_p10_ms"), b.get("latency_net_p90_ms")
-    return "" if lo is None or hi is None else f" ({lo:.1f}-{hi:.1f})"
+    from dbd_core.bench import latency_spread
+
+    text = latency_spread(b)
+    return "" if text is None else f" ({text})"
 
 
 def _f(v, spec=".3f") -> str:
@@ -205,9 +207,9 @@ def write_results(args, commands: dict[str, str]) -> Path:
         ref = m.get("reference_gflops")
         lines += [f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['threads']} threads; "
                   f"torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}."
-                  + ("" if ref is None else f" Host speed during the bench: {ref:.0f} GFLOP/s on a fixed float32 "
-                     "matrix product (`dbd_core.bench.reference_gflops`), the yardstick for comparing latencies "
-                     "across days."), ""]
+                  + ("" if ref is None else f" Host compute speed during the bench: {ref:.0f} GFLOP/s on a fixed float32 "
+                     "matrix product (`dbd_core.bench.reference_gflops`; it does not see memory traffic or "
+                     "scheduling, which also move the latencies)."), ""]
     ph, pw = (bench or {}).get("config", {}).get("photo_size", (3000, 4000))
     lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms; p10-p90) | "
               f"ONNX Runtime 320x320 (ms) | latency {pw}x{ph} (ms) | peak memory (MB) | size on disk (MB) |",

@@ -73,9 +73,10 @@ def machine_facts(threads: int) -> dict:
 
 def reference_gflops(threads: int, n: int = 384, repeats: int = 30) -> float:
     """GFLOP/s of a fixed float32 matrix product (n x n by n x n, median of ``repeats``) with ``threads``
-    threads: a yardstick for the host itself. Cloud hosts change speed from day to day (the same student
-    network measured 11.6 ms one day and 17 ms another); quoting this beside every latency tells a slower
-    network from a slower machine."""
+    threads: the host's compute speed at the time of a bench, quoted beside its latencies (cloud hosts
+    change speed from day to day: the same student measured 11.6 ms one day, 17-21 ms another). It sees
+    compute only, not memory traffic or scheduling: within one hour it stayed at 110-125 GFLOP/s while
+    the student's median moved between 16 and 21 ms."""
     import torch
 
     old = torch.get_num_threads()
@@ -309,9 +310,10 @@ def _fmt(v, spec: str, none: str = "n/a") -> str:
     return none if v is None else format(v, spec)
 
 
-def _range(row: dict) -> str:
+def latency_spread(row: dict) -> str | None:
+    """A bench row's network latency spread as "p10-p90" text, None when it was not measured (LBP)."""
     lo, hi = row.get("latency_net_p10_ms"), row.get("latency_net_p90_ms")
-    return "-" if lo is None or hi is None else f"{lo:.1f}-{hi:.1f}"
+    return None if lo is None or hi is None else f"{lo:.1f}-{hi:.1f}"
 
 
 def format_table(result: dict) -> str:
@@ -331,7 +333,7 @@ def format_table(result: dict) -> str:
         params = f"{r['params'] / 1e6:.2f} M" if r["params"] >= 1e5 else f"{r['params']:,}"
         size = _fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".2f")
         lines.append(f"{r['model']:<9} {params:>8} {_fmt(r['gflops_320'], '.2f', '-'):>7} "
-                     f"{r['latency_net_ms']:>15.1f} {_range(r):>11} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
+                     f"{r['latency_net_ms']:>15.1f} {latency_spread(r) or '-':>11} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
                      f"{r['latency_photo_ms']:>19.0f} {r['peak_mem_mb']:>8.0f} {size:>8}")
     meth = result["methods"]
     lines += ["", f"net: {meth['latency_net_ms']} (LBP: its map at that size, no network)",
