@@ -206,7 +206,7 @@ class MapWorker(QThread):
             shown = reduce(blur_map, k)
             rgb_shown = None if self.map_lut is None else colorize(shown, self.map_lut)
             made[role] = (blur_map, shown)
-            if role in ("teacher", "student") and len(made.keys() & {"teacher", "student"}) == 2:
+            if role in ("teacher", "student") and {"teacher", "student"} <= made.keys():
                 # Before this map's signal, so the GUI finds the disagreement ready when it shows both.
                 (t, t_shown), (s, s_shown) = made["teacher"], made["student"]
                 diff = difference(t_shown, s_shown)

@@ -107,7 +107,8 @@ class DeFusionTeacher(nn.Module):
             final = step + 1 == self.steps
             if sides or final:  # inference needs only the last step's maps, which the fusion reads
                 last = [upsample_to(head(f), size) for head, f in zip(self.side_heads, feats)]
-                side_maps.extend(last if sides else [])
+                if sides:
+                    side_maps.extend(last)
             if not final:
                 fshf, fsef = self._fshf(feats), self._fsef(feats)
         fused = self.fuse_out(torch.cat(last, 1))
