@@ -60,7 +60,10 @@ class ModelProvider:
                     except ImportError as e:  # engine incomplete in a partial install
                         raise DBDError(f"prediction engine unavailable: {e}") from None
                     with gc_policy.collection_paused():  # a model lives as long as its role
-                        spec = load_predictor(spec, threads=self.threads)
+                        # No TorchScript traces here: a trace stalls its photo's maps for 0.6-1.4 s and
+                        # saves 5-15 ms per photo of a pipeline that takes ~500 ms at 12 MP; a studio
+                        # session never earns it back (predict.JIT_TRACE_AFTER).
+                        spec = load_predictor(spec, threads=self.threads, jit=False)
                 self._loaded[role] = spec
             return self._loaded[role]
 

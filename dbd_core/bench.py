@@ -175,7 +175,7 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
     import cv2
     import torch
 
-    from dbd_core.nets.flops import describe_model, latency_samples
+    from dbd_core.nets.flops import describe_model, latency_by_mode
 
     say = progress or (lambda msg: None)
     pred = _load(name, weights, cfg.threads)
@@ -187,9 +187,11 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
         say(f"{name}: parameters and FLOPs")
         row.update({k: v for k, v in describe_model(model, cfg.net_size).items() if k != "trainable_params"})
         say(f"{name}: network latency at {w}x{h}")
-        row.update(_spread(latency_samples(model, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup,
-                                           repeats=cfg.repeats), "latency_net"))
-        row["latency_net_what"] = "network forward (random input), torch.inference_mode"
+        times = latency_by_mode(model, cfg.net_size, threads=cfg.threads, warmup=cfg.warmup, repeats=cfg.repeats)
+        row.update(_spread(times["frozen"], "latency_net"))
+        row.update(_spread(times["eager"], "latency_net_eager"))
+        row["latency_net_what"] = ("network forward (random input), torch.inference_mode, through the frozen "
+                                   "TorchScript trace the Predictor runs (eager: the module as written)")
         path = Path(pred.source)
         row["size_bytes"] = path.stat().st_size if path.is_file() else None
         row["sha256"] = pred.card.get("sha256")
@@ -206,7 +208,8 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
     say(f"{name}: peak memory of a full {pw}x{ph} photo (fresh process)")
     row.update(peak_memory(name, weights, cfg))
     say(f"{name}: full {pw}x{ph} photo -> full-size map")
-    pred.predict(photo)  # warm-up of the full-size path
+    pred.predict(photo)  # warm-up of the full-size path: once eager, once tracing (nets.frozen)
+    pred.predict(photo)
     row["latency_photo_ms"] = _median_ms(lambda: pred.predict(photo), 0, cfg.photo_repeats)
     row["photo_size"] = f"{pw}x{ph}"
     if model is not None and cfg.onnx:
@@ -293,10 +296,13 @@ def run_bench(models: list[str], weights: dict[str, str | os.PathLike] | None = 
         "methods": {
             "gflops_320": "torch FlopCounterMode, 2 x multiply-accumulates, one 320x320 forward",
             "latency_net_ms": f"median of {cfg.repeats} forwards after {cfg.warmup} warm-up, "
-                              f"{cfg.threads} threads (p10-p90: their 10th-90th percentiles)",
+                              f"{cfg.threads} threads, frozen TorchScript trace as the Predictor runs it "
+                              f"(p10-p90: their 10th-90th percentiles)",
+            "latency_net_eager_ms": "the same network run eagerly (the module as written), alternating "
+                                    "forward by forward with the frozen one",
             "latency_photo_ms": f"median of {cfg.photo_repeats} Predictor.predict calls on a "
                                 f"{cfg.photo_size[1]}x{cfg.photo_size[0]} photo (resize, model, guided "
-                                f"upsampling to full size) after one warm-up call",
+                                f"upsampling to full size) after two warm-up calls (the second traces the network)",
             "peak_mem_mb": "peak RSS growth during one full-photo prediction (see peak_mem_method)",
             "size_bytes": "weights file on disk",
             "onnx_latency_net_ms": "onnxruntime CPUExecutionProvider, same input size, repeats and threads",
@@ -320,7 +326,8 @@ def format_table(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
     nh, nw = cfg["net_size"]
     ph, pw = cfg["photo_size"]
-    head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'p10-p90':>11} {'ONNX ms':>8} "
+    head = (f"{'model':<9} {'params':>8} {'GFLOPs':>7} {f'net {nw}x{nh} ms':>15} {'p10-p90':>11} {'eager ms':>8} "
+            f"{'ONNX ms':>8} "
             f"{f'photo {pw}x{ph} ms':>19} {'peak MB':>8} {'size MB':>8}")
     ref = m.get("reference_gflops")
     lines = [f"machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), {cfg['threads']} threads, "
@@ -333,7 +340,8 @@ def format_table(result: dict) -> str:
         params = f"{r['params'] / 1e6:.2f} M" if r["params"] >= 1e5 else f"{r['params']:,}"
         size = _fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".2f")
         lines.append(f"{r['model']:<9} {params:>8} {_fmt(r['gflops_320'], '.2f', '-'):>7} "
-                     f"{r['latency_net_ms']:>15.1f} {latency_spread(r) or '-':>11} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
+                     f"{r['latency_net_ms']:>15.1f} {latency_spread(r) or '-':>11} "
+                     f"{_fmt(r.get('latency_net_eager_ms'), '.1f', '-'):>8} {_fmt(r.get('onnx_latency_net_ms'), '.1f', '-'):>8} "
                      f"{r['latency_photo_ms']:>19.0f} {r['peak_mem_mb']:>8.0f} {size:>8}")
     meth = result["methods"]
     lines += ["", f"net: {meth['latency_net_ms']} (LBP: its map at that size, no network)",

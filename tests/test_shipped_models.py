@@ -161,6 +161,9 @@ def test_cli_bench_tiny(tmp_path, capsys):
     assert net["gflops_320"] > 0 and net["size_bytes"] == weights.stat().st_size
     assert 0 < net["latency_net_p10_ms"] <= net["latency_net_ms"] <= net["latency_net_p90_ms"]
     assert f"{net['latency_net_p10_ms']:.1f}-{net['latency_net_p90_ms']:.1f}" in table
+    # The frozen forward the Predictor runs is what latency_net measures; the eager one is reported beside it.
+    assert "eager ms" in table and net["latency_net_eager_ms"] > 0 and f"{net['latency_net_eager_ms']:.1f}" in table
+    assert "frozen TorchScript" in net["latency_net_what"]
     for row in (net, lbp):
         assert row["latency_net_ms"] > 0 and row["latency_photo_ms"] > 0
         assert row["peak_mem_mb"] >= 0 and row["photo_size"] == "400x300"

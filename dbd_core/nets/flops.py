@@ -49,8 +49,22 @@ def count_flops(model: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
 
 def latency_samples(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
                     warmup: int = 5, repeats: int = 20) -> list[float]:
-    """Wall times (ms) of ``repeats`` eval-mode forwards at ``size`` under ``torch.inference_mode``, after
-    ``warmup`` untimed ones."""
+    """Wall times (ms) of ``repeats`` eval-mode eager forwards at ``size`` under ``torch.inference_mode``,
+    after ``warmup`` untimed ones."""
+    return latency_by_mode(model, size, threads, warmup, repeats, modes=("eager",))["eager"]
+
+
+def latency_by_mode(model: nn.Module, size: tuple[int, int] = (320, 320), threads: int | None = 2,
+                    warmup: int = 5, repeats: int = 20, modes: tuple[str, ...] = ("frozen", "eager")
+                    ) -> dict[str, list[float]]:
+    """Wall times (ms) per forward mode: "eager" (the module as written) and "frozen" (the TorchScript
+    trace the Predictor runs, ``nets.frozen``; traced during the warm-up). The modes alternate forward by
+    forward, so a host that slows down mid-run slows them alike and their ratio stays honest."""
+    from dbd_core.nets.frozen import FrozenForward
+
+    unknown = set(modes) - {"eager", "frozen"}
+    if unknown:
+        raise ValueError(f"unknown latency modes: {sorted(unknown)}")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -58,13 +72,24 @@ def latency_samples(model: nn.Module, size: tuple[int, int] = (320, 320), thread
     model.eval()
     try:
         x = _dummy_input(model, size)
-        times = []
+        runs = {"eager": lambda: _run(model, x)}
+        if "frozen" in modes:
+            if getattr(model, "takes_map", False):
+                raise ValueError("frozen latency is for segmentation networks, not discriminators")
+            frozen = FrozenForward(model, trace_after=1, max_shapes=1)
+            runs["frozen"] = lambda: frozen(x)
+            # The trace, then TorchScript's own profiling runs (it optimises the graph on the first calls).
+            warmup = max(warmup, 3)
+        times: dict[str, list[float]] = {m: [] for m in modes}
         with torch.inference_mode():
             for i in range(warmup + repeats):
-                t0 = time.perf_counter()
-                _run(model, x)
-                if i >= warmup:
-                    times.append((time.perf_counter() - t0) * 1000.0)
+                for mode in modes:
+                    t0 = time.perf_counter()
+                    runs[mode]()
+                    if i >= warmup:
+                        times[mode].append((time.perf_counter() - t0) * 1000.0)
+        if "frozen" in modes and not frozen.shapes:
+            raise RuntimeError(f"the network could not be frozen at {size}: {frozen.eager_reasons}")
         return times
     finally:
         model.train(was_training)
