@@ -59,6 +59,7 @@ class AnnotationSession(QObject):
         self.current: PhotoEntry | None = None
         self._dirty_masks: set[str] = set()
         self._dirty_index = False
+        self._seed_buffer = np.zeros((0, 0), bool)  # reused by every threshold seed (see threshold_map)
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._timer.timeout.connect(self.save_now)
 
@@ -154,7 +155,10 @@ class AnnotationSession(QObject):
         src = self.source_map(entry)
         if src is None or src.shape != model.shape:
             return False
-        model.set_mask(threshold_map(src, entry.threshold), kind="seed")
+        if self._seed_buffer.shape != src.shape:
+            self._seed_buffer = np.empty(src.shape, bool)
+        # set_mask copies what changed into the mask model, so the buffer is free again at once.
+        model.set_mask(threshold_map(src, entry.threshold, out=self._seed_buffer), kind="seed")
         model.seeded = True
         entry.models = self.model_labels()
         self._changed(entry, mask=True)

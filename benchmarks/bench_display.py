@@ -84,6 +84,15 @@ def main(argv=None) -> int:
             model.paint_segment((w / 3 + i * 20, h / 2), (w / 3 + i * 20 + 20, h / 2), 30, 1)
         model.end()
 
+    thresholds = iter(np.linspace(0.3, 0.7, 4 * args.repeat))
+
+    seed_buffer = np.empty(teacher.shape, bool)
+
+    def threshold_step():  # one slider move as app/session.py makes it: seed from the cached map, recolour
+        from dbd_core.annotate.threshold import threshold_map
+
+        model.set_mask(threshold_map(teacher, float(next(thresholds)), out=seed_buffer), kind="seed")
+
     steps = {
         "show photo": lambda: grid.photo.show_array(shown_rgb, k),
         "bind mask overlay (full recolour)": lambda: grid.overlay.set_model(model),
@@ -94,6 +103,7 @@ def main(argv=None) -> int:
         "show difference (made on the GUI thread)": lambda: grid.diff.show_array(difference(shown_t, shown_s), k),
         "show difference (made by the worker)": lambda: grid.diff.show_array(diff, k, coloured=diff_rgb),
         "brush stroke (10 segments)": stroke,
+        "threshold slider step (seed + overlay)": threshold_step,
         "full repaint of the views": lambda: grid.grab(),
     }
     grid.fit(rgb.shape)

@@ -85,6 +85,28 @@ def test_seed_merges_and_hand_edit_flag():
     assert m.mask.sum() == 0
 
 
+def test_seed_on_a_multi_tile_mask_touches_only_changed_tiles_and_keeps_no_alias():
+    """set_mask finds changed tiles in one vectorised pass; edge tiles (the shape is not a multiple of
+    TILE) count, the caller's reused buffer is never aliased, and non-{0,1} values mean 1."""
+    h, w = 2 * TILE + 37, 3 * TILE + 5
+    m = MaskModel((h, w))
+    buf = np.zeros((h, w), bool)
+    mp = np.zeros((h, w), np.float32)
+    mp[h - 3:, w - 2:] = 0.9  # only the bottom-right edge tile changes
+    rect = m.set_mask(threshold_map(mp, 0.5, out=buf))
+    assert rect == (2 * TILE, 3 * TILE, h, w)
+    assert list(m._undo[-1].tiles) == [(2, 3)] and m.mask.sum() == 6
+    buf[:] = True  # the session reuses its buffer for the next seed: the mask must not follow
+    assert m.mask.sum() == 6
+    seed = np.zeros((h, w), np.uint8)
+    seed[:10, :10] = 255
+    m.set_mask(seed, merge=False)
+    assert m.mask.max() == 1 and m.mask.sum() == 100 and seed.max() == 255
+    assert set(m._undo[-1].tiles) == {(0, 0), (2, 3)}
+    m.undo()
+    assert m.mask.sum() == 6 and m.mask[h - 3:, w - 2:].all()
+
+
 def test_threshold_and_otsu():
     mp = np.zeros((40, 40), np.float32)
     mp[:, 20:] = 0.8

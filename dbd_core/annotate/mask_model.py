@@ -45,7 +45,7 @@ class MaskModel:
     def __init__(self, shape: tuple[int, int], mask: np.ndarray | None = None, hand_edited: bool = False,
                  max_steps: int = 200, max_bytes: int = 512 * 2**20):
         self.shape = (int(shape[0]), int(shape[1]))
-        self.mask = np.zeros(self.shape, np.uint8) if mask is None else self._check(mask)
+        self.mask = np.zeros(self.shape, np.uint8) if mask is None else self._check(mask, copy=True)
         self.max_steps = max_steps
         self.max_bytes = max_bytes
         self._undo: deque[_Step] = deque()
@@ -56,11 +56,17 @@ class MaskModel:
         self._base_hand = bool(hand_edited)  # a mask loaded from disk that was edited in an earlier session
         self.listeners: list[Callable[[Rect | None], None]] = []  # called after every change
 
-    def _check(self, mask: np.ndarray) -> np.ndarray:
+    def _check(self, mask: np.ndarray, copy: bool = False) -> np.ndarray:
+        """``mask`` as uint8 {0, 1} (nonzero = 1). A {0, 1} uint8 mask comes back as it is unless ``copy``:
+        a threshold seed is one already, and a fresh 12 MP array costs 4 ms in page faults alone on
+        every slider step."""
         mask = np.asarray(mask)
         if mask.shape != self.shape:
             raise ValueError(f"mask shape {mask.shape} != {self.shape}")
-        return (mask != 0).astype(np.uint8)
+        if mask.dtype == np.uint8 and not copy and (mask.size == 0 or int(mask.max()) <= 1):
+            return mask
+        # A bool array viewed as uint8 is already {0, 1}: one pass instead of compare + astype.
+        return np.not_equal(mask, 0).view(np.uint8)
 
     # ---------------------------------------------------------------- state
     @property
@@ -115,6 +121,22 @@ class MaskModel:
         total = self.history_bytes()
         while self._undo and (len(self._undo) > self.max_steps or (total > self.max_bytes and len(self._undo) > 1)):
             total -= self._undo.popleft().nbytes
+
+    def _tile_grid(self) -> tuple[int, int]:
+        return -(-self.shape[0] // TILE), -(-self.shape[1] // TILE)
+
+    def _changed_tiles(self, new: np.ndarray) -> np.ndarray:
+        """ny x nx bool: which tiles of ``new`` differ from the mask. One vectorised pass: a loop of
+        per-tile comparisons cost 11 ms at 12 MP, this 4-5 ms."""
+        diff = np.not_equal(self.mask, new)
+        rows, cols = np.arange(0, self.shape[0], TILE), np.arange(0, self.shape[1], TILE)
+        return np.logical_or.reduceat(np.logical_or.reduceat(diff, cols, axis=1), rows, axis=0)
+
+    def _tile_flags(self, keys) -> np.ndarray:
+        flags = np.zeros(self._tile_grid(), bool)
+        for ty, tx in keys:
+            flags[ty, tx] = True
+        return flags
 
     def _tile_slice(self, key: tuple[int, int]) -> tuple[slice, slice]:
         ty, tx = key
@@ -201,15 +223,13 @@ class MaskModel:
         merging = merge and kind == "seed" and top is not None and top.kind == "seed" and not self._redo
         prev_tiles = self._undo.pop().tiles if merging else {}
         self.begin(kind)
-        ny, nx = -(-self.shape[0] // TILE), -(-self.shape[1] // TILE)
         changed: Rect | None = None
-        for ty in range(ny):
-            for tx in range(nx):
-                sl = self._tile_slice((ty, tx))
-                if (ty, tx) in prev_tiles or not np.array_equal(self.mask[sl], new[sl]):
-                    self._block_saved[(ty, tx)] = prev_tiles[(ty, tx)][0] if (ty, tx) in prev_tiles else self.mask[sl].copy()
-                    self.mask[sl] = new[sl]
-                    changed = union(changed, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
+        for ty, tx in zip(*np.nonzero(self._changed_tiles(new) | self._tile_flags(prev_tiles))):
+            key = (int(ty), int(tx))
+            sl = self._tile_slice(key)
+            self._block_saved[key] = prev_tiles[key][0] if key in prev_tiles else self.mask[sl].copy()
+            self.mask[sl] = new[sl]
+            changed = union(changed, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
         self._block_rect = changed
         self.end()
         if changed is not None:
