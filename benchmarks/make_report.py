@@ -11,6 +11,8 @@ whatever results exist in --results):
   bench    `dbd bench --json results/bench.json` (a subprocess, so its memory figures are its own)
   figures  real photos (skimage coffee, chelsea): photo | teacher | student | lbp maps -> figures/photo_*.png
   curves   training curves from the events.jsonl files (--events NAME=FILE) -> figures/training_<name>.png
+  sensitivity  mean map vs a uniform defocus radius on the bench's source photos (BSDS500 test, from --sharp;
+           dbd_core.sensitivity) -> results/sensitivity.json + figures/sensitivity.png
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from dbd_core.atomic import write_json, write_text  # noqa: E402
 
 MODELS = ("teacher", "student", "lbp")
-PARTS = ("eval", "bench", "figures", "curves")
+PARTS = ("eval", "bench", "figures", "curves", "sensitivity")
 METRICS = (("mae", "MAE"), ("f_beta", "F-beta"), ("max_f", "max-F"), ("auc_roc", "AUC"), ("iou", "IoU"))
 
 
@@ -125,6 +127,47 @@ def part_figures(args, log: list[str]) -> None:
         save_figure(fig, args.figures / f"photo_{photo}.png")
 
 
+# ---------------------------------------------------------------- blur sensitivity
+
+def part_sensitivity(args, log: list[str]) -> None:
+    import cv2
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from dbd_core.data.synth import SynthConfig
+    from dbd_core.plots import save_figure
+    from dbd_core.sensitivity import sensitivity_curve
+
+    folder = None if args.sharp is None else args.sharp / "BSDS500" / "images" / "test"
+    if folder is None or not folder.is_dir():
+        raise SystemExit("sensitivity: give --sharp DIR holding BSDS500/images/test (the bench's source photos)")
+    files = sorted(folder.glob("*.jpg"))[: args.sensitivity_photos]
+    photos = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+    doc = {"photos": f"{len(files)} first BSDS500 test photos (sorted by name) in {folder}",
+           "label_threshold_px": SynthConfig().coc_threshold, "models": {}}
+    for name in MODELS:
+        print(f"make_report: sensitivity {name}", file=sys.stderr, flush=True)
+        # predict: the full-size map users get (LBP works at 480 px inside, the networks at 320).
+        doc["models"][name] = sensitivity_curve(_predictor(name, args).predict, photos).to_dict()
+    write_json(args.results / "sensitivity.json", doc)
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for name, c in doc["models"].items():
+        line, = ax.plot(c["radii"], c["mean"], marker="o", label=f"{name}: mean P(blurred)")
+        ax.plot(c["radii"], c["blurred_share"], ls="--", color=line.get_color(), alpha=0.6,
+                label=f"{name}: share >= 0.5")
+    ax.axvline(doc["label_threshold_px"], color="grey", lw=1, ls=":", label="label threshold (1.5 px)")
+    ax.set_xlabel("uniform defocus radius (px at the 320 px working size)")
+    ax.set_ylabel("map over the whole photo")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"blur sensitivity: {len(files)} sharp BSDS500 test photos, each blurred as a whole", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, args.figures / "sensitivity.png")
+
+
 # ---------------------------------------------------------------- training curves
 
 def read_events(path: Path) -> tuple[list[dict], list[dict], dict | None]:
@@ -187,7 +230,10 @@ def _spread(b: dict) -> str:
     from dbd_core.bench import latency_spread
 
     text = latency_spread(b)
-    return "" if text is None else f" ({text})"
+    eager = b.get("latency_net_eager_ms")
+    if text is None:
+        return ""
+    return f" ({text}" + ("" if eager is None else f"; eager {eager:.1f}") + ")"
 
 
 def _f(v, spec=".3f") -> str:
@@ -211,7 +257,7 @@ def write_results(args, commands: dict[str, str]) -> Path:
                      "matrix product (`dbd_core.bench.reference_gflops`; it does not see memory traffic or "
                      "scheduling, which also move the latencies)."), ""]
     ph, pw = (bench or {}).get("config", {}).get("photo_size", (3000, 4000))
-    lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms; p10-p90) | "
+    lines += [f"| model | MAE | F-beta | max-F | AUC | IoU | params | GFLOPs @320 | latency 320x320 (ms; p10-p90; eager) | "
               f"ONNX Runtime 320x320 (ms) | latency {pw}x{ph} (ms) | peak memory (MB) | size on disk (MB) |",
               "|---|" + "---:|" * 12]
     for name in MODELS:
@@ -255,6 +301,24 @@ def write_results(args, commands: dict[str, str]) -> Path:
               f"`{commands['figures']}` (skimage.data photos; maps at full size, 1 = blurred)", ""]
     lines += [f"![{p}]({rel(args.figures / f'photo_{p}.png')})" for p in ("coffee", "chelsea")
               if (args.figures / f"photo_{p}.png").is_file()]
+    sens = _load(args.results / "sensitivity.json")
+    if sens:
+        any_curve = next(iter(sens["models"].values()))
+        lines += ["", "## Blur sensitivity", "",
+                  f"Each of {sens['photos']} blurred as a whole by a defocus kernel (disk + 20 % Gaussian) of radius r "
+                  "px at the 320 px working size, then JPEG-coded (quality 85); the mean map over the photo's "
+                  f"interior. The bench labels a pixel blurred above {sens['label_threshold_px']} px: an ideal model "
+                  "is 0 left of it and 1 right of it. At r = 0 the mean is the model's false-positive level on "
+                  "sharp photos, plus whatever natural defocus these photos already have (BSDS500 has some). "
+                  f"`{commands['sensitivity']}` (dbd_core.sensitivity)", "",
+                  "| model | " + " | ".join(f"r={r:g}" for r in any_curve["radii"]) + " | mean crosses 0.5 at |",
+                  "|---|" + "---:|" * (len(any_curve["radii"]) + 1)]
+        for name, c in sens["models"].items():
+            d = c.get("detection_radius")
+            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in c["mean"]) + " | "
+                         + ("never" if d is None else f"{d:.2f} px") + " |")
+        if (args.figures / "sensitivity.png").is_file():
+            lines += ["", f"![blur sensitivity]({rel(args.figures / 'sensitivity.png')})"]
     lines += ["", "## Training curves", ""]
     kept = []
     for fig in sorted(args.figures.glob("training_*.png")):
@@ -267,7 +331,8 @@ def write_results(args, commands: dict[str, str]) -> Path:
               "## Regenerate", "", "```bash", commands["report"]]
     lines += [f"python benchmarks/make_report.py ... --only {p}   # {what}" for p, what in
               (("eval", "quality numbers + PR/F/ROC"), ("bench", "speed/memory/size"),
-               ("figures", "real-photo figures"), ("curves", "training curves"))]
+               ("figures", "real-photo figures"), ("curves", "training curves"),
+               ("sensitivity", "map vs uniform blur radius"))]
     lines += ["```", ""]
     write_text(args.out, "\n".join(lines))
     return args.out
@@ -288,6 +353,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, help="evaluate only the first N bench images (quick checks)")
     ap.add_argument("--bench-repeats", type=int, default=20)
     ap.add_argument("--photo-repeats", type=int, default=3)
+    ap.add_argument("--sensitivity-photos", type=int, default=50, help="BSDS500 test photos for the sensitivity curve")
     args = ap.parse_args(argv)
     args.figures = args.figures or args.out.parent / "figures"
     args.results = args.results or args.out.parent / "results"
@@ -309,6 +375,9 @@ def main(argv=None) -> int:
     for part in args.only or PARTS:
         if part == "curves" and not args.events:
             print("make_report: curves: no --events NAME=FILE given, skipped", file=sys.stderr)
+            continue
+        if part == "sensitivity" and args.sharp is None:
+            print("make_report: sensitivity: no --sharp DIR given, skipped", file=sys.stderr)
             continue
         log: list[str] = []
         globals()[f"part_{part}"](args, log)
