@@ -47,6 +47,46 @@ def subsets(samples: list[dict]) -> dict[str, list[int]]:
     return {k: sorted(v) for k, v in parts.items()}
 
 
+class MaeAnatomy:
+    """Splits the pooled absolute error by kind of pixel: on the wrong side of 0.5 or right but soft; near
+    a label edge; in low-texture areas, where a photo carries no blur evidence of its own."""
+
+    LOW_TEXTURE = 4.0
+
+    def __init__(self):
+        self.sums = {k: 0.0 for k in ("abs", "wrong", "soft", "edge", "low", "high")}
+        self.counts = {k: 0 for k in ("all", "edge", "low", "high")}
+
+    def add(self, prob, gt, rgb) -> None:
+        import cv2
+        import numpy as np
+
+        e = np.abs(np.asarray(prob, np.float32) - gt.astype(np.float32))
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        low = cv2.GaussianBlur(np.abs(cv2.Laplacian(grey, cv2.CV_32F)), (0, 0), 3) < self.LOW_TEXTURE
+        g8 = gt.astype(np.uint8)
+        edge = cv2.dilate(cv2.morphologyEx(g8, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)),
+                          np.ones((5, 5), np.uint8)) > 0
+        self.sums["abs"] += float(e.sum())
+        self.sums["wrong"] += float(e[e > 0.5].sum())
+        self.sums["soft"] += float(e[e <= 0.5].sum())
+        self.sums["edge"] += float(e[edge].sum())
+        self.sums["low"] += float(e[low].sum())
+        self.sums["high"] += float(e[~low].sum())
+        self.counts["all"] += e.size
+        self.counts["edge"] += int(edge.sum())
+        self.counts["low"] += int(low.sum())
+        self.counts["high"] += int((~low).sum())
+
+    def shares(self) -> dict:
+        n = max(1, self.counts["all"])
+        return {"mae": self.sums["abs"] / n, "wrong": self.sums["wrong"] / n, "soft": self.sums["soft"] / n,
+                "edge": self.sums["edge"] / n, "edge_area": self.counts["edge"] / n,
+                "low": self.sums["low"] / n, "low_area": self.counts["low"] / n,
+                "low_mean": self.sums["low"] / max(1, self.counts["low"]),
+                "high": self.sums["high"] / n, "high_mean": self.sums["high"] / max(1, self.counts["high"])}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="bench folder (dbd synth --preset bench)")
@@ -64,16 +104,20 @@ def main(argv=None) -> int:
     samples = json.loads((args.data / "dataset.json").read_text(encoding="utf-8"))["samples"]
     parts = subsets(samples)
     models = [m for m in args.models.split(",") if m]
-    scores = {}
+    scores, anatomy = {}, {}
     for name in models:
         pred = load_predictor(name, threads=args.threads)
         f, mae = [], []
+        acc = MaeAnatomy()
         for s in samples:
             gt, _ = read_mask(args.data / s["gt"], "blur-white")
-            p = pred.predict(read_image(args.data / s["image"]))
+            rgb = read_image(args.data / s["image"])
+            p = pred.predict(rgb)
             f.append(metrics.f_beta(p, gt))
             mae.append(metrics.mae(p, gt))
+            acc.add(p, gt, rgb)
         scores[name] = (np.array(f), np.array(mae))
+        anatomy[name] = acc.shares()
     head = "| subset | n | " + " | ".join(f"{m} F-beta | {m} MAE" for m in models) + " |"
     lines = [head, "|---|---:|" + "---:|---:|" * len(models)]
     for label, idx in parts.items():
@@ -81,6 +125,17 @@ def main(argv=None) -> int:
             continue
         cells = [f"{scores[m][0][idx].mean():.3f} | {scores[m][1][idx].mean():.3f}" for m in models]
         lines.append(f"| {label} | {len(idx)} | " + " | ".join(cells) + " |")
+    lines += ["", "Where the MAE comes from (pooled over all pixels of all renders; each row's parts add up to "
+              "the pooled MAE, which equals the per-image mean here since every render has the same size):", "",
+              "| model | pooled MAE | wrong side of 0.5 | right side, soft | within 3 px of a label edge "
+              "(share of area) | low texture (share of area; mean error there) | textured (mean error) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, a in anatomy.items():
+        lines.append(f"| {name} | {a['mae']:.3f} | {a['wrong']:.3f} | {a['soft']:.3f} | {a['edge']:.3f} "
+                     f"({a['edge_area']:.1%}) | {a['low']:.3f} ({a['low_area']:.1%}; {a['low_mean']:.3f}) | "
+                     f"{a['high']:.3f} ({a['high_mean']:.3f}) |")
+    lines += ["", f"Low texture: Gaussian-smoothed (sigma 3) |Laplacian| of the rendered grey image below "
+              f"{MaeAnatomy.LOW_TEXTURE:g} (8-bit units)."]
     cmd = "python benchmarks/error_breakdown.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = "\n".join(lines) + f"\n\n`{cmd}` ({time.strftime('%Y-%m-%d')})\n"
     print(text)
