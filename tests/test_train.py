@@ -189,6 +189,16 @@ def test_val_score_decides_which_validation_is_best_and_which_weights_are_kept(t
         ev = _run(TrainJob(cfg, run_dir=tmp_path / score, train_dataset=BlurHalves(8), val_dataset=BlurHalves(4)))
         assert [v["best"] for v in _of(ev, "val")] == flags
         assert ev[-1]["summary"]["best_step"] == best_step
+        # The output holds the best validated weights; the checkpoint keeps the last step's (and the best
+        # ones beside them), so neither is lost and a longer run goes on from where this one got to.
+        ck = torch.load(tmp_path / score / "checkpoint.pt", map_location="cpu", weights_only=False)
+        out = torch.load(ev[-1]["summary"]["output"], map_location="cpu", weights_only=False)
+        out_state = out["state_dict"] if "state_dict" in out else out
+        best_state = ck["extra"]["early_stopping"]["best_state"]
+        last = ck["modules"]["model"]
+        assert ck["step"] == 9
+        assert all(torch.equal(best_state[k].float(), out_state[k].float()) for k in best_state)
+        assert any(not torch.equal(last[k], best_state[k]) for k in best_state if last[k].is_floating_point())
     assert loop._score({"f_beta": 0.9}, "f_beta") < loop._score({"f_beta": 0.5}, "f_beta")  # higher is better
 
 

@@ -179,3 +179,15 @@ def test_finetune_cli_bad_data_is_one_line_error(tmp_path, capsys):
     rc = main(["finetune", "--data", str(tmp_path / "nothing"), "--model", "x.pt", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "nothing" in err and len(err.splitlines()) == 1
+
+
+def test_summary_says_which_step_the_weights_file_holds():
+    from dbd_core.cli._progress import summary_text
+
+    last, best = {"mae": 0.0996, "f_beta": 0.8978}, {"mae": 0.0973, "f_beta": 0.8700}
+    text = summary_text({"kind": "teacher", "steps": 1500, "wall_s": 60, "metrics": last, "best_step": 0,
+                         "best_metrics": best, "output": "runs/t/model.pt"})
+    assert "last     mae=0.0996" in text and "kept     step 0 (best validation): mae=0.0973" in text
+    plain = summary_text({"kind": "teacher", "steps": 10, "wall_s": 6, "metrics": last, "best_step": 10,
+                          "best_metrics": last})
+    assert "metrics  mae=0.0996" in plain and "kept" not in plain

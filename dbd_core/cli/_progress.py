@@ -87,11 +87,16 @@ def _show(ev: dict, code: int) -> int:
 def summary_text(s: dict) -> str:
     lines = [f"done: {s.get('kind')} in {_fmt_s(s.get('wall_s', 0))} ({s.get('steps', '?')} steps"
              f"{', stopped early' if s.get('stopped_early') else ''})"]
+    def fmt(m: dict) -> str:
+        return " ".join(f"{k}={m[k]:.4f}" for k in ("mae", "f_beta", "max_f", "iou", "val_loss") if k in m)
+
+    kept = s.get("best_step") is not None and s.get("best_step") != s.get("steps") and s.get("best_metrics")
     for label in ("before", "after", "metrics"):
         m = s.get(label)
         if m:
-            lines.append(f"  {label:8s} " + " ".join(f"{k}={m[k]:.4f}" for k in ("mae", "f_beta", "max_f", "iou",
-                                                                               "val_loss") if k in m))
+            lines.append(f"  {'last' if label == 'metrics' and kept else label:8s} {fmt(m)}")
+    if kept:  # the weights file holds the best validated step, not the last one: say so
+        lines.append(f"  kept     step {s['best_step']} (best validation): {fmt(s['best_metrics'])}")
     if s.get("output"):
         lines.append(f"  weights  {s['output']}")
     if s.get("checkpoint"):

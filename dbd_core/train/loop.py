@@ -320,10 +320,13 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     ctx.sync_buffers(objective.state_modules().values())
     if val_set is not None and es.get("last_val_step") != step:  # an early stop has just validated
         yield validate()
-    if best["state"] is not None and best["step"] != step:
-        model.load_state_dict(best["state"])  # early stopping: keep the best validated weights
+    # The checkpoint keeps the last step's weights (and the best ones inside it): restoring the best first
+    # would overwrite the only copy of where the run got to, and a run continued with more steps must go
+    # on from there. Only the output file gets the best validated weights.
     path = save_ckpt()
     yield {"type": "checkpoint", "step": step, "path": str(path)}
+    if best["state"] is not None and best["step"] != step:
+        model.load_state_dict(best["state"])  # early stopping: keep the best validated weights
     if output is not None and ctx.is_main:
         from dbd_core.weights import save_model
 
