@@ -125,8 +125,9 @@ def main(argv=None) -> int:
             continue
         cells = [f"{scores[m][0][idx].mean():.3f} | {scores[m][1][idx].mean():.3f}" for m in models]
         lines.append(f"| {label} | {len(idx)} | " + " | ".join(cells) + " |")
-    lines += ["", "Where the MAE comes from (pooled over all pixels of all renders; each row's parts add up to "
-              "the pooled MAE, which equals the per-image mean here since every render has the same size):", "",
+    lines += ["", "Where the MAE comes from (pooled over all pixels of all renders, which equals the per-image mean "
+              "here since every render has the same size; \"wrong side\" + \"right side\" and \"low texture\" + "
+              "\"textured\" each add up to it, and the label-edge part is inside it):", "",
               "| model | pooled MAE | wrong side of 0.5 | right side, soft | within 3 px of a label edge "
               "(share of area) | low texture (share of area; mean error there) | textured (mean error) |",
               "|---|---:|---:|---:|---:|---:|---:|"]
