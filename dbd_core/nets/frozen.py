@@ -97,7 +97,10 @@ class FrozenForward:
         try:
             # Tracing needs autograd-aware tensors (no inference mode); no_grad keeps it cheap.
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent branches: see above
+                # TracerWarnings about shape-dependent branches (see above), and torch 2.13's DeprecationWarnings
+                # for torch.jit.trace/freeze: TorchScript still works there; should it go, the except below
+                # keeps every shape eager (ONNX Runtime is the other fast path, dbd_core.export).
+                warnings.simplefilter("ignore")
                 xt = x.clone()
                 frozen = torch.jit.freeze(torch.jit.trace(_Logits(self.model).eval(), xt, check_trace=False))
                 out = frozen(xt)
