@@ -208,8 +208,7 @@ def bench_model(name: str, weights: str | os.PathLike | None, cfg: BenchConfig, 
     say(f"{name}: peak memory of a full {pw}x{ph} photo (fresh process)")
     row.update(peak_memory(name, weights, cfg))
     say(f"{name}: full {pw}x{ph} photo -> full-size map")
-    pred.predict(photo)  # warm-up of the full-size path: once eager, once tracing (nets.frozen)
-    pred.predict(photo)
+    pred.predict(photo)  # warm-up of the full-size path
     row["latency_photo_ms"] = _median_ms(lambda: pred.predict(photo), 0, cfg.photo_repeats)
     row["photo_size"] = f"{pw}x{ph}"
     if model is not None and cfg.onnx:
@@ -302,7 +301,8 @@ def run_bench(models: list[str], weights: dict[str, str | os.PathLike] | None = 
                                     "forward by forward with the frozen one",
             "latency_photo_ms": f"median of {cfg.photo_repeats} Predictor.predict calls on a "
                                 f"{cfg.photo_size[1]}x{cfg.photo_size[0]} photo (resize, model, guided "
-                                f"upsampling to full size) after two warm-up calls (the second traces the network)",
+                                f"upsampling to full size) after one warm-up call; a run this short stays eager (the Predictor "
+                                f"traces a shape on its 16th map), as a one-off `dbd predict` does",
             "peak_mem_mb": "peak RSS growth during one full-photo prediction (see peak_mem_method)",
             "size_bytes": "weights file on disk",
             "onnx_latency_net_ms": "onnxruntime CPUExecutionProvider, same input size, repeats and threads",

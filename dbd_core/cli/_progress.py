@@ -87,6 +87,7 @@ def _show(ev: dict, code: int) -> int:
 def summary_text(s: dict) -> str:
     lines = [f"done: {s.get('kind')} in {_fmt_s(s.get('wall_s', 0))} ({s.get('steps', '?')} steps"
              f"{', stopped early' if s.get('stopped_early') else ''})"]
+
     def fmt(m: dict) -> str:
         return " ".join(f"{k}={m[k]:.4f}" for k in ("mae", "f_beta", "max_f", "iou", "val_loss") if k in m)
 
