@@ -1,0 +1,63 @@
+"""benchmarks/calibration.py: the temperature it finds and the MAE floor it reports, on maps whose
+calibration is known by construction."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
+
+
+@pytest.fixture(scope="module")
+def cal():
+    spec = importlib.util.spec_from_file_location("calibration", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _maps(rng, temperature, n=8, size=4000):
+    """Labels drawn from true probabilities q; the 'model' reports sigmoid(logit(q) / temperature)."""
+    probs, gts = [], []
+    for _ in range(n):
+        logit = rng.normal(0.0, 2.5, size)
+        q = 1 / (1 + np.exp(-logit))
+        gts.append((rng.random(size) < q).astype(np.float32))
+        probs.append((1 / (1 + np.exp(-logit / temperature))).astype(np.float32))
+    return probs, gts
+
+
+TEMPS = np.exp(np.linspace(np.log(0.2), np.log(5.0), 49))
+
+
+def test_a_calibrated_map_needs_no_temperature_and_sits_at_its_floor(cal):
+    probs, gts = _maps(np.random.default_rng(0), 1.0)
+    a = cal.analyse(probs, gts, TEMPS)
+    assert a["ece"] < 0.02
+    assert 0.85 < a["T_best"] < 1.15
+    assert a["calibrated_mae_floor"] == pytest.approx(a["mae_T1"], abs=0.01)
+
+
+def test_an_under_confident_map_is_sharpened_and_its_mae_drops(cal):
+    probs, gts = _maps(np.random.default_rng(1), 2.0)  # reports logit/2: too soft
+    a = cal.analyse(probs, gts, TEMPS)
+    assert a["ece"] > 0.05
+    assert 0.4 < a["T_best"] < 0.6
+    assert a["nll_best"] < a["nll_T1"]
+    assert a["mae_best"] < a["mae_T1"] - 0.02
+
+
+def test_an_over_confident_map_is_softened(cal):
+    probs, gts = _maps(np.random.default_rng(2), 0.5)
+    a = cal.analyse(probs, gts, TEMPS)
+    assert 1.7 < a["T_best"] < 2.3
+    assert a["mae_best"] > a["mae_T1"]  # softening costs MAE: MAE rewards confidence, not calibration
+
+
+def test_reliability_bins_cover_every_pixel(cal):
+    probs, gts = _maps(np.random.default_rng(3), 1.0, n=2)
+    rows = cal.reliability(probs, gts)["rows"]
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert all(float(r["bin"].split("-")[0]) <= r["mean_p"] <= float(r["bin"].split("-")[1]) for r in rows)
