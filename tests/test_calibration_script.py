@@ -32,12 +32,16 @@ def _maps(rng, temperature, n=8, size=4000):
 TEMPS = np.exp(np.linspace(np.log(0.2), np.log(5.0), 49))
 
 
-def test_a_calibrated_map_needs_no_temperature_and_sits_at_its_floor(cal):
+def test_a_calibrated_map_needs_no_temperature_and_its_mae_is_that_of_calibration(cal):
     probs, gts = _maps(np.random.default_rng(0), 1.0)
     a = cal.analyse(probs, gts, TEMPS)
     assert a["ece"] < 0.02
     assert 0.85 < a["T_best"] < 1.15
-    assert a["calibrated_mae_floor"] == pytest.approx(a["mae_T1"], abs=0.01)
+    assert a["calibrated_mae"] == pytest.approx(a["mae_T1"], abs=0.01)
+    # The floor: each value sent to the nearer of 0 and 1, i.e. the map thresholded at 0.5 here.
+    p, y = np.concatenate(probs), np.concatenate(gts)
+    assert a["mae_floor"] == pytest.approx(float(np.mean((p >= 0.5) != y)), abs=0.01)
+    assert a["mae_floor"] < a["mae_T1"] - 0.05
 
 
 def test_an_under_confident_map_is_sharpened_and_its_mae_drops(cal):
@@ -54,6 +58,7 @@ def test_an_over_confident_map_is_softened(cal):
     a = cal.analyse(probs, gts, TEMPS)
     assert 1.7 < a["T_best"] < 2.3
     assert a["mae_best"] > a["mae_T1"]  # softening costs MAE: MAE rewards confidence, not calibration
+    assert a["mae_floor"] <= a["mae_T1"]
 
 
 def test_reliability_bins_cover_every_pixel(cal):

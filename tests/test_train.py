@@ -1,5 +1,6 @@
 """The training loop on tiny synthetic data: learning, distillation, fine-tuning, resume, cancel, NaN."""
 
+import pytest
 import torch
 
 from dbd_core.nets import build_model
@@ -209,3 +210,30 @@ def test_val_score_rejects_unknown_names():
 
     with pytest.raises(ConfigError, match="val.score"):
         tiny_config(val={"score": "accuracy"})
+
+
+def test_validation_scores_two_class_renders_apart_from_one_stray_pixel_on_an_all_sharp_one():
+    from types import SimpleNamespace
+
+    import dbd_core.train.loop as loop
+    from dbd_core.train.validate import evaluate
+
+    half = torch.zeros(1, 16, 16)
+    half[:, :, 8:] = 1.0
+    stray = torch.zeros(1, 16, 16)
+    stray[0, 3, 3] = 1.0  # the map's only blurred pixel on an all-sharp render
+    items = [{"image": torch.zeros(3, 16, 16), "mask": half, "has_mask": True, "name": "two"},
+             {"image": torch.ones(3, 16, 16), "mask": torch.zeros(1, 16, 16), "has_mask": True, "name": "sharp"}]
+
+    class Scripted(torch.nn.Module):  # a perfect map of the two-class render, one stray pixel on the other
+        def forward(self, x):
+            target = torch.stack([half if float(im.mean()) == 0 else stray for im in x])
+            return SimpleNamespace(logits=(target * 2 - 1) * 20)
+
+    m = evaluate(Scripted(), items, "cpu", batch_size=2)
+    assert m["f_beta"] == pytest.approx(0.5)  # the all-sharp render scores 0 for that one pixel
+    assert m["f_beta_two_class"] == pytest.approx(1.0) and m["n_two_class"] == 1
+    assert m["mae"] == pytest.approx(0.5 / 256, abs=1e-6)
+    assert loop._score({"f_beta_two_class": 0.9}, "f_beta_two_class") < loop._score({"f_beta_two_class": 0.5},
+                                                                                      "f_beta_two_class")
+    tiny_config(val={"score": "f_beta_two_class"})  # a valid recipe key

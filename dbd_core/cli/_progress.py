@@ -66,7 +66,7 @@ def _show(ev: dict, code: int) -> int:
               f"eta {_fmt_s(ev['eta_s'])}   ", end=end, file=sys.stderr, flush=True)
     elif t == "val":
         m = ev["metrics"]
-        keys = [k for k in ("val_loss", "mae", "f_beta", "max_f", "iou") if k in m]
+        keys = [k for k in ("val_loss", "mae", "f_beta", "f_beta_two_class", "max_f", "iou") if k in m]
         tag = ev.get("phase") or f"step {ev['step']}"
         print(f"\nvalidation ({tag}): " + " ".join(f"{k}={m[k]:.4f}" for k in keys), file=sys.stderr)
     elif t == "checkpoint":
@@ -89,7 +89,8 @@ def summary_text(s: dict) -> str:
              f"{', stopped early' if s.get('stopped_early') else ''})"]
 
     def fmt(m: dict) -> str:
-        return " ".join(f"{k}={m[k]:.4f}" for k in ("mae", "f_beta", "max_f", "iou", "val_loss") if k in m)
+        keys = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou", "val_loss")
+        return " ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
 
     kept = s.get("best_step") is not None and s.get("best_step") != s.get("steps") and s.get("best_metrics")
     for label in ("before", "after", "metrics"):

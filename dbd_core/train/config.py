@@ -92,7 +92,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "restore_best": (bool, False, None),
         # What "better" means for early stopping and the kept weights: the validation loss, or a
         # held-out metric of the maps (mae: lower is better; f_beta, iou: higher is better).
-        "score": (str, "val_loss", ("val_loss", "mae", "f_beta", "iou")),
+        "score": (str, "val_loss", ("val_loss", "mae", "f_beta", "f_beta_two_class", "iou")),
     },
 }
 
