@@ -34,7 +34,9 @@ def subsets(samples: list[dict]) -> dict[str, list[int]]:
     prov = [s["provenance"] for s in samples]
     near = {i for i, p in enumerate(prov) if any(NEAR[0] < r < NEAR[1] for r in _radii(p))}
     two = {i for i, p in enumerate(prov) if p.get("scene") in ("sharp_object", "blurred_object")}
-    one_class = {i for i, p in enumerate(prov) if not 0.02 < p.get("blurred_fraction", 0.5) < 0.98}
+    from dbd_core.metrics import TWO_CLASS
+
+    one_class = {i for i, p in enumerate(prov) if not TWO_CLASS[0] < p.get("blurred_fraction", 0.5) < TWO_CLASS[1]}
     every = set(range(len(samples)))
     parts = {"all": every,
              f"a layer's radius in ({NEAR[0]:g}, {NEAR[1]:g}) px": near,

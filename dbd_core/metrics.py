@@ -25,6 +25,9 @@ from dbd_core.errors import InputError
 BETA2 = 0.3  # beta^2 of the F-measure, as in every DBD paper since saliency detection adopted it
 N_THRESHOLDS = 256
 THRESHOLDS = np.arange(N_THRESHOLDS, dtype=np.float64) / 255.0
+# A mask counts as two-class when its blurred share lies strictly inside this range. Per-image F-beta on a
+# (nearly) one-class mask is 0 or 1 by a stray pixel or two, so f_beta_two_class leaves those images out.
+TWO_CLASS = (0.02, 0.98)
 
 PROTOCOLS = {
     "n_images": "number of image/mask pairs evaluated",
@@ -42,6 +45,8 @@ PROTOCOLS = {
                "(0,0) and (1,1) end points, trapezoid rule (not the area under the F curve)",
     "iou": "intersection over union of the blurred class at map >= 0.5, per image, averaged over images "
            "(both empty = 1)",
+    "f_beta_two_class": "f_beta averaged over the images whose mask is 2-98 % blurred only (n_two_class of them); "
+                        "NaN when there are none",
 }
 
 
@@ -213,6 +218,8 @@ class Evaluator:
         self.n = 0
         self.per_image: list[dict] = []
         self._sum = dict(mae=0.0, f_beta=0.0, f_adaptive=0.0, max_f_per_image=0.0, iou=0.0)
+        self._f_two_class_sum = 0.0
+        self._n_two_class = 0
         self._p_sum = np.zeros(N_THRESHOLDS)
         self._r_sum = np.zeros(N_THRESHOLDS)
         self._f_sum = np.zeros(N_THRESHOLDS)
@@ -242,6 +249,9 @@ class Evaluator:
         self.n += 1
         for k in self._sum:
             self._sum[k] += rec[k]
+        if TWO_CLASS[0] < rec["blurred_fraction_gt"] < TWO_CLASS[1]:
+            self._f_two_class_sum += rec["f_beta"]
+            self._n_two_class += 1
         self._p_sum += p
         self._r_sum += r
         self._f_sum += f
@@ -268,6 +278,9 @@ class Evaluator:
         out["max_f_per_image"] = mean("max_f_per_image")
         out["auc_roc"] = roc_auc_from_counts(self._tp, self._fp, self._n_pos, self._n_neg)[2]
         out["iou"] = mean("iou")
+        out["f_beta_two_class"] = (self._f_two_class_sum / self._n_two_class if self._n_two_class
+                                   else float("nan"))
+        out["n_two_class"] = self._n_two_class
         out["beta2"] = self.beta2
         out["protocols"] = dict(PROTOCOLS, max_f_threshold="threshold (k/255 on the 8-bit map) where max_f is reached")
         return out

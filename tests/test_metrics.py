@@ -250,3 +250,22 @@ def test_bad_arrays_raise_input_error(pred, gt, msg):
 def test_empty_evaluator_summary_is_nan():
     s = M.Evaluator().summary()
     assert s["n_images"] == 0 and np.isnan(s["mae"]) and np.isnan(s["max_f"])
+
+
+def test_f_beta_two_class_leaves_out_nearly_one_class_masks():
+    ev = M.Evaluator()
+    half = np.zeros((20, 20), np.uint8)
+    half[:, 10:] = 1
+    ev.update(half.astype(np.float32), half)                      # two-class, perfect: F 1
+    sharp = np.zeros((20, 20), np.uint8)
+    stray = np.zeros((20, 20), np.float32)
+    stray[4, 4] = 1.0
+    ev.update(stray, sharp)                                       # all sharp, one stray pixel: F 0
+    few = np.zeros((20, 20), np.uint8)
+    few[0, :4] = 1                                                # 1 % blurred: nearly one class
+    ev.update(np.zeros((20, 20), np.float32), few)                # missed: F 0
+    s = ev.summary()
+    assert s["f_beta"] == pytest.approx(1 / 3)
+    assert s["f_beta_two_class"] == pytest.approx(1.0) and s["n_two_class"] == 1
+    assert s["protocols"]["f_beta_two_class"]
+    assert np.isnan(M.Evaluator().summary()["f_beta_two_class"])

@@ -66,9 +66,8 @@ def _show(ev: dict, code: int) -> int:
               f"eta {_fmt_s(ev['eta_s'])}   ", end=end, file=sys.stderr, flush=True)
     elif t == "val":
         m = ev["metrics"]
-        keys = [k for k in ("val_loss", "mae", "f_beta", "f_beta_two_class", "max_f", "iou") if k in m]
         tag = ev.get("phase") or f"step {ev['step']}"
-        print(f"\nvalidation ({tag}): " + " ".join(f"{k}={m[k]:.4f}" for k in keys), file=sys.stderr)
+        print(f"\nvalidation ({tag}): " + _metrics_text(m, ("val_loss",) + SHOWN_METRICS), file=sys.stderr)
     elif t == "checkpoint":
         pass
     elif t == "cancelled":
@@ -84,13 +83,19 @@ def _show(ev: dict, code: int) -> int:
     return code
 
 
+SHOWN_METRICS = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou")  # validation numbers a run prints
+
+
+def _metrics_text(m: dict, keys: tuple) -> str:
+    return " ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
+
+
 def summary_text(s: dict) -> str:
     lines = [f"done: {s.get('kind')} in {_fmt_s(s.get('wall_s', 0))} ({s.get('steps', '?')} steps"
              f"{', stopped early' if s.get('stopped_early') else ''})"]
 
     def fmt(m: dict) -> str:
-        keys = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou", "val_loss")
-        return " ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
+        return _metrics_text(m, SHOWN_METRICS + ("val_loss",))
 
     kept = s.get("best_step") is not None and s.get("best_step") != s.get("steps") and s.get("best_metrics")
     for label in ("before", "after", "metrics"):

@@ -18,6 +18,7 @@ TABLE = [
     ("max_f_per_image", "beta^2=0.3, mean of each image's max over 256 thresholds (MLDBD 'Fmax')"),
     ("auc_roc", "area under ROC, all pixels pooled, trapezoid (not area under the F curve)"),
     ("iou", "blurred class at threshold 0.5, per image, mean (both empty = 1)"),
+    ("f_beta_two_class", "f_beta over the images whose mask is 2-98 % blurred only"),
 ]
 
 
