@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
                    help="photos to use: train = all except BSDS500/images/test (default), test = only those")
     p.add_argument("--coc-threshold", type=float, default=None,
                    help="CoC radius (px at output size) above which a pixel is labelled blurred (default 1.5)")
+    p.add_argument("--exclude", metavar="SCREEN.json", default=None,
+                   help="leave out the photos a screen file of dbd screen excludes (natural defocus)")
     p.add_argument("--preset", choices=["bench"], default=None, help="bench: the fixed evaluation set")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
@@ -60,7 +62,14 @@ def run(args) -> int:
     if bench and split != "test":
         raise InputError(None, "--preset bench always uses the BSDS500 test split")
     seed = args.seed if args.seed is not None else (BENCH_SEED if bench else 0)
-    source = SharpPhotoSource(args.sharp, split)
+    if bench and args.exclude:
+        raise InputError(args.exclude, "--preset bench renders every BSDS500 test photo; --exclude would change the benchmark")
+    exclude = set()
+    if args.exclude:
+        from dbd_core.data.screen import read_exclusions
+
+        exclude = read_exclusions(args.exclude)
+    source = SharpPhotoSource(args.sharp, split, exclude=exclude)
     n = args.n if args.n is not None else (len(source) if bench else None)
     if n is None or n < 1:
         raise InputError(None, "--n must be a positive number of samples")
@@ -86,6 +95,8 @@ def run(args) -> int:
                     "coc_threshold": cfg.coc_threshold, "size": cfg.size, **info}
             if bench:
                 prov["preset"] = "bench"
+            if args.exclude:
+                prov["screen"] = {"file": str(args.exclude), "excluded_photos": len(source.excluded)}
             writer.add(f"{prefix}_{i:06d}", image, mask, split=sample_split, provenance=prov)
             now = time.monotonic()
             if now - last > 2.0 or i == n - 1:

@@ -17,6 +17,7 @@ COMMANDS = [
     "eval",
     "dataset",
     "synth",
+    "screen",
     "train",
     "finetune",
     "export-onnx",

@@ -88,9 +88,12 @@ class SharpPhotoSource:
     ``load(i, short_side)`` returns the photo downscaled so its short side is at most
     ``short_side`` (never upscaled) and its segmentation label maps resized to match; results are
     cached in memory per process (decoding a JPEG costs more than rendering a sample).
+
+    ``exclude`` names photos (relative to ``root``, POSIX separators, as in a screen file of
+    dbd_core.data.screen) to leave out; ``excluded`` lists the ones that were found and left out.
     """
 
-    def __init__(self, root: str | os.PathLike, split: Split = "train"):
+    def __init__(self, root: str | os.PathLike, split: Split = "train", exclude=()):
         self.root = Path(root)
         if split not in SPLITS:
             raise InputError(root, f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -102,6 +105,21 @@ class SharpPhotoSource:
             files = [p for p in files if not is_bsds_test(p)]
         elif split == "test":
             files = [p for p in files if is_bsds_test(p)]
+        exclude = set(exclude)
+        self.excluded: list[str] = []
+        if exclude:
+            base = self.root.resolve()
+            kept = []
+            for p in files:
+                try:
+                    name = p.relative_to(base).as_posix()
+                except ValueError:
+                    name = str(p)
+                if name in exclude:
+                    self.excluded.append(name)
+                else:
+                    kept.append(p)
+            files = kept
         if not files:
             what = "BSDS500/images/test photos" if split == "test" else "photos"
             raise InputError(root, f"no {what} found for split {split!r}")

@@ -74,6 +74,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "data": {
         "kind": (str, "synthetic", ("synthetic", "folder", "hdf5")),
         "sharp": (str, "", None),               # synthetic: folder of sharp photos
+        "exclude": (str, "", None),             # synthetic: screen file (dbd screen) of photos to leave out
         "split": (str, "train", None),
         "path": (str, "", None),                # folder or .h5 for kind folder/hdf5
         "unlabelled": (str, "", None),          # student: folder of photos without masks (teacher targets only)

@@ -24,9 +24,12 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
         root = resolve_path(path or d["sharp"], cfg)
         if not root:
             raise DBDError("data.sharp: a synthetic dataset needs a folder of sharp photos (or --sharp DIR)")
+        from dbd_core.data.screen import read_exclusions
         from dbd_core.data.synth import SharpPhotoSource, SynthConfig, SyntheticDataset
 
-        return SyntheticDataset(SharpPhotoSource(root, split=d["split"]), length=d["length"], seed=seed,
+        exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
+        source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
+        return SyntheticDataset(source, length=d["length"], seed=seed,
                                 cfg=SynthConfig(size=d["size"]))
     root = resolve_path(path or d["path"], cfg)
     if not root:
