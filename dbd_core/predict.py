@@ -86,10 +86,13 @@ class Predictor:
             raise RuntimeError(f"{self.name}: low-res map {low.shape} != working size {small.shape[:2]}")
         return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, eps=self.guided_eps)
 
-    def predict_small(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
-        """The map at the working resolution only (fast previews, training-time validation)."""
-        return np.clip(self._predict_small(resize_to_work(self.load_rgb(image_or_path, channel_order),
-                                                          self.work_size)), 0, 1).astype(np.float32)
+    def predict_small(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb",
+                      work_size: int | None = None) -> np.ndarray:
+        """The map at the working resolution only (fast previews, training-time validation); ``work_size``
+        overrides the predictor's long side for this call."""
+        size = self.work_size if work_size is None else int(work_size)
+        return np.clip(self._predict_small(resize_to_work(self.load_rgb(image_or_path, channel_order), size)),
+                       0, 1).astype(np.float32)
 
     def predict_batch(self, images: Iterable, channel_order: Literal["rgb", "bgr"] = "rgb") -> list[np.ndarray]:
         """Maps for several photos. Photos differ in size, so they run one by one (same results as

@@ -109,7 +109,9 @@ def test_at_native_scale_keeps_the_photo_size():
 
     pred = LBPPredictor()
     img = cv2.resize(skdata.astronaut(), (200, 150), interpolation=cv2.INTER_AREA)
+    before = pred.work_size
     m = at_native_scale(pred)(img)
+    assert pred.work_size == before  # the predictor is not changed for its other callers
     assert m.shape == (150, 200) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
 
 
@@ -127,7 +129,7 @@ def test_dbd_screen_then_synth_exclude_end_to_end(photo_dir, tmp_path, capsys):
     assert _run(cmd_screen, ["screen", "--sharp", str(photo_dir), "--out", str(screen), "--model", "lbp",
                              "--split", "all", "--exclude-above", "0.0", "--short-side", "192"]) == 0
     doc = json.loads(screen.read_text())
-    assert doc["model"] == "lbp" and doc["n_photos"] == 3
+    assert doc["model"] == "lbp" and doc["model_sha256"] is None and doc["n_photos"] == 3
     assert all(0 <= r["blurred_fraction"] <= 1 for r in doc["photos"])
     excluded = {r["name"] for r in doc["photos"] if r["excluded"]}
     assert excluded == {r["name"] for r in doc["photos"] if r["blurred_fraction"] > 0.0}

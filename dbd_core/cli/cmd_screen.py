@@ -49,7 +49,8 @@ def run(args) -> int:
         if now - last > 2.0 or len(rows) == len(source):
             last = now
             print(f"dbd screen: {len(rows)}/{len(source)} photos", file=sys.stderr, flush=True)
-    write_screen(args.out, rows, model=predictor.name, threshold=args.threshold,
+    write_screen(args.out, rows, model=predictor.name, model_sha256=predictor.card.get("sha256"),
+                 threshold=args.threshold,
                  exclude_above=args.exclude_above, short_side=args.short_side,
                  created_by=f"dbd-studio {__version__} (dbd screen --model {args.model})")
     n_ex = sum(r["excluded"] for r in rows)

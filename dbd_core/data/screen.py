@@ -57,8 +57,9 @@ def screen_source(source, predict: Callable[[np.ndarray], np.ndarray], *, thresh
 
 
 def write_screen(path: str | os.PathLike, rows: list[dict], *, model: str, threshold: float,
-                 exclude_above: float, short_side: int, created_by: str) -> Path:
-    doc = {"format": FORMAT, "version": VERSION, "model": model, "threshold": threshold,
+                 exclude_above: float, short_side: int, created_by: str, model_sha256: str | None = None) -> Path:
+    """``model_sha256`` names the weights exactly: "teacher" means whichever teacher was shipped then."""
+    doc = {"format": FORMAT, "version": VERSION, "model": model, "model_sha256": model_sha256, "threshold": threshold,
            "exclude_above": exclude_above, "short_side": short_side, "created_by": created_by,
            "polarity": "scores are of maps with 1 = blurred",
            "n_photos": len(rows), "n_excluded": sum(bool(r["excluded"]) for r in rows), "photos": rows}
@@ -89,7 +90,6 @@ def at_native_scale(predictor) -> Callable[[np.ndarray], np.ndarray]:
     that scale: screening at a smaller working size would shrink the natural defocus out of sight."""
 
     def predict(img: np.ndarray) -> np.ndarray:
-        predictor.work_size = max(img.shape[:2])
-        return predictor.predict_small(img)
+        return predictor.predict_small(img, work_size=max(img.shape[:2]))
 
     return predict

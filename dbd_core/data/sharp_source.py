@@ -82,6 +82,14 @@ def _orient_to_labels(img: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return best
 
 
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` with POSIX separators (the name screen files use), else as given."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 class SharpPhotoSource:
     """Photos found recursively under ``root`` (sorted, so indices are stable), filtered by split.
 
@@ -105,21 +113,12 @@ class SharpPhotoSource:
             files = [p for p in files if not is_bsds_test(p)]
         elif split == "test":
             files = [p for p in files if is_bsds_test(p)]
-        exclude = set(exclude)
         self.excluded: list[str] = []
         if exclude:
-            base = self.root.resolve()
-            kept = []
-            for p in files:
-                try:
-                    name = p.relative_to(base).as_posix()
-                except ValueError:
-                    name = str(p)
-                if name in exclude:
-                    self.excluded.append(name)
-                else:
-                    kept.append(p)
-            files = kept
+            exclude = set(exclude)
+            named = [(p, _relative(p, self.root.resolve())) for p in files]
+            self.excluded = [n for _, n in named if n in exclude]
+            files = [p for p, n in named if n not in exclude]
         if not files:
             what = "BSDS500/images/test photos" if split == "test" else "photos"
             raise InputError(root, f"no {what} found for split {split!r}")
@@ -132,10 +131,7 @@ class SharpPhotoSource:
         return len(self.files)
 
     def relative_name(self, i: int) -> str:
-        try:
-            return self.files[i].relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return str(self.files[i])
+        return _relative(self.files[i], self.root.resolve())
 
     def load(self, i: int, short_side: int) -> tuple[np.ndarray, list[np.ndarray]]:
         key = (i, int(short_side))
