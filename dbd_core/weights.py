@@ -43,6 +43,24 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def check_pinned(path: str | os.PathLike, pin: str, key: str) -> None:
+    """Refuse a weights file whose sha256 does not start with ``pin`` (a config's ``model.init_sha256``).
+
+    A staged recipe continues a released file by path (``resources/models/teacher.pt``), and the next
+    release replaces that file: without the pin, re-running an old stage would silently start from the
+    wrong weights and train something else under the old recipe's name."""
+    pin = pin.strip().lower()
+    if not pin:
+        return
+    if len(pin) < 8 or any(c not in "0123456789abcdef" for c in pin):
+        raise InputError(path, f"{key} = {pin!r} is not the start of a sha256 (at least 8 hex digits)")
+    actual = sha256_file(path)
+    if not actual.startswith(pin):
+        raise InputError(path, f"sha256 {actual[:12]} is not the {pin} this recipe's {key} asks for (a later "
+                               "release may have replaced it: check out the commit that shipped it, or point the "
+                               "recipe at a copy of that file)")
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, card: dict | None = None, half: bool = False) -> Path:
     """Write ``model`` (built by ``nets.build_model``) and its card atomically. Returns the weights path.
 

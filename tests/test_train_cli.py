@@ -191,3 +191,39 @@ def test_summary_says_which_step_the_weights_file_holds():
     plain = summary_text({"kind": "teacher", "steps": 10, "wall_s": 6, "metrics": last, "best_step": 10,
                           "best_metrics": last})
     assert "metrics  mae=0.0996" in plain and "kept" not in plain
+
+
+def test_pinned_init_and_teacher_refuse_another_file(tmp_path, capsys):
+    """A staged recipe names a released file by path and pins its sha256: once a later release replaces
+    the file, re-running the old stage is refused in one line instead of training from other weights."""
+    from dbd_core.nets import build_model
+    from dbd_core.weights import save_model
+
+    data = _dataset(tmp_path / "ds")
+    init = save_model(tmp_path / "init.pt", build_model("tiny", width=8), {"kind": "teacher"})
+    digest = hashlib.sha256(init.read_bytes()).hexdigest()
+    other = "0" * 12 if not digest.startswith("0" * 12) else "f" * 12
+
+    def run(kind, pin_line, name, *extra):
+        cfg = _config(tmp_path / f"{name}.toml", kind=kind)
+        cfg.write_text(cfg.read_text().replace("[model]\n", f"[model]\n{pin_line}\n"))
+        rc = main(["train", kind, "--config", str(cfg), "--data", str(data), "--run-dir", str(tmp_path / name),
+                   "--quiet", *extra])
+        return rc, capsys.readouterr().err.strip()
+
+    rc, err = run("teacher", f'init = "{init}"\ninit_sha256 = "{digest[:12]}"', "ok")
+    assert rc == 0, err
+    assert load_model_file(tmp_path / "ok" / "model.pt")[1]["steps"] == 4
+
+    rc, err = run("teacher", f'init = "{init}"\ninit_sha256 = "{other}"', "wrong")
+    assert rc == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "init.pt" in err and digest[:12] in err and other in err and "model.init_sha256" in err
+    assert not (tmp_path / "wrong" / "model.pt").exists()
+
+    rc, err = run("teacher", f'init = "{init}"\ninit_sha256 = "v0.2"', "notahash")
+    assert rc == 1 and "not the start of a sha256" in err and len(err.splitlines()) == 1
+
+    rc, err = run("student", f'teacher_sha256 = "{other}"', "student", "--teacher", str(init))
+    assert rc == 1 and "model.teacher_sha256" in err and "init.pt" in err and len(err.splitlines()) == 1
+    rc, err = run("student", f'teacher_sha256 = "{digest[:16]}"', "student_ok", "--teacher", str(init))
+    assert rc == 0, err

@@ -39,6 +39,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (str, "teacher", None),
         "kwargs": (_ANY_TABLE, {}, None),
         "init": (str, "", None),                # weights file to start from ("" = as built)
+        "init_sha256": (str, "", None),         # leading hex digits the init file's sha256 must have ("" = any)
+        "teacher_sha256": (str, "", None),      # student: the same pin for the --teacher file
         "freeze": (list, [], None),             # parameter-name prefixes kept frozen (e.g. early backbone)
         "freeze_levels": (int, 0, None),        # EfficientNet encoder: stem + first N levels frozen (BN too)
         "freeze_bn": (bool, False, None),       # every BatchNorm keeps its running statistics (eval mode)
