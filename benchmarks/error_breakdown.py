@@ -92,7 +92,9 @@ class MaeAnatomy:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="bench folder (dbd synth --preset bench)")
-    ap.add_argument("--models", default="teacher,student")
+    ap.add_argument("--models", default="teacher,student",
+                    help="comma-separated: teacher, student, lbp, a weights file, or LABEL=WEIGHTS (a run's "
+                         "model.pt under a short column name, e.g. stage4=runs/teacher_stage4/model.pt)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
@@ -105,10 +107,11 @@ def main(argv=None) -> int:
 
     samples = json.loads((args.data / "dataset.json").read_text(encoding="utf-8"))["samples"]
     parts = subsets(samples)
-    models = [m for m in args.models.split(",") if m]
+    sources = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.models.split(",") if m)
+    models = list(sources)
     scores, anatomy = {}, {}
     for name in models:
-        pred = load_predictor(name, threads=args.threads)
+        pred = load_predictor(sources[name], threads=args.threads)
         f, mae = [], []
         acc = MaeAnatomy()
         for s in samples:
