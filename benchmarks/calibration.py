@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,6 +106,17 @@ def analyse(probs, gts, temps) -> dict:
             **reliability(probs, gts)}
 
 
+def describe(name: str) -> str:
+    """Which weights a row measured: the card's release and sha256, so the report says when it is stale."""
+    from dbd_core import weights
+
+    if name not in weights.SHIPPED_MODELS:
+        path = Path(name)
+        return f"{name} (sha256 {weights.sha256_file(path)[:12]})" if path.is_file() else name
+    card = json.loads(weights.card_path(weights.require_shipped(name)).read_text(encoding="utf-8"))
+    return f"{name} {card.get('release', '')} (sha256 {str(card.get('sha256', ''))[:12]})".replace("  ", " ")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="held-out renders to fit on (dbd synth --split train)")
@@ -123,8 +135,10 @@ def main(argv=None) -> int:
     lines = [f"Held-out renders: {args.data} (fit); `{cmd}`", "",
              "| model | set | ECE | NLL (T=1) | NLL-optimal T | NLL there | MAE (T=1) | MAE at that T | "
              "MAE of the calibrated map | MAE floor of any remapping |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    names = [m for m in args.models.split(",") if m]
+    lines[:0] = [f"Measured {time.strftime('%Y-%m-%d')} on " + ", ".join(describe(n) for n in names) + ".", ""]
     tables = []
-    for name in [m for m in args.models.split(",") if m]:
+    for name in names:
         probs, gts = maps_and_masks(args.data, name, args.threads)
         a = analyse(probs, gts, temps)
         lines.append(f"| {name} | fit | {a['ece']:.3f} | {a['nll_T1']:.4f} | {a['T_best']:.2f} | {a['nll_best']:.4f} | "

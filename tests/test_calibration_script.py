@@ -66,3 +66,15 @@ def test_reliability_bins_cover_every_pixel(cal):
     rows = cal.reliability(probs, gts)["rows"]
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     assert all(float(r["bin"].split("-")[0]) <= r["mean_p"] <= float(r["bin"].split("-")[1]) for r in rows)
+
+
+def test_the_report_names_the_weights_it_measured(cal):
+    """calibration.md once outlived the teacher it measured; each row now says which release and sha256."""
+    import json
+
+    from dbd_core import weights
+
+    text = cal.describe("teacher")
+    card = json.loads(weights.card_path(weights.require_shipped("teacher")).read_text(encoding="utf-8"))
+    assert text.startswith("teacher ") and card["sha256"][:12] in text and card["release"] in text
+    assert cal.describe("lbp") == "lbp"
