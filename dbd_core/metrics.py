@@ -47,7 +47,11 @@ PROTOCOLS = {
            "(both empty = 1)",
     "f_beta_two_class": "f_beta averaged over the images whose mask is 2-98 % blurred only (n_two_class of them); "
                         "NaN when there are none",
+    "nll": "pixel log-loss -mean(y log p + (1-y) log(1-p)) per image, p clipped to [1e-4, 1-1e-4], averaged over "
+           "images: whether the map is an honest probability (MAE and F reward confidence; this does not)",
 }
+
+NLL_EPS = 1e-4  # maps saturate at exactly 0 and 1 (8-bit PNGs, sigmoids in float32); the log needs a floor
 
 
 # ---------------------------------------------------------------- input checks
@@ -217,7 +221,7 @@ class Evaluator:
     def reset(self) -> None:
         self.n = 0
         self.per_image: list[dict] = []
-        self._sum = dict(mae=0.0, f_beta=0.0, f_adaptive=0.0, max_f_per_image=0.0, iou=0.0)
+        self._sum = dict(mae=0.0, f_beta=0.0, f_adaptive=0.0, max_f_per_image=0.0, iou=0.0, nll=0.0)
         self._f_two_class_sum = 0.0
         self._n_two_class = 0
         self._p_sum = np.zeros(N_THRESHOLDS)
@@ -234,6 +238,8 @@ class Evaluator:
         pred, gt = check_pair(pred, gt, name)
         b2 = self.beta2
         rec = {"mae": float(np.mean(np.abs(pred - gt), dtype=np.float64))}
+        clipped = np.clip(pred, NLL_EPS, 1 - NLL_EPS)
+        rec["nll"] = float(-np.mean(np.log(np.where(gt, clipped, 1 - clipped)), dtype=np.float64))
         fixed = pred >= 0.5
         tp05, fp05, n_pos = _binary_counts(fixed, gt)
         rec["f_beta"] = float(precision_recall_f(tp05, fp05, n_pos, b2)[2])
@@ -281,6 +287,7 @@ class Evaluator:
         out["f_beta_two_class"] = (self._f_two_class_sum / self._n_two_class if self._n_two_class
                                    else float("nan"))
         out["n_two_class"] = self._n_two_class
+        out["nll"] = mean("nll")
         out["beta2"] = self.beta2
         out["protocols"] = dict(PROTOCOLS, max_f_threshold="threshold (k/255 on the 8-bit map) where max_f is reached")
         return out

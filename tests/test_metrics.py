@@ -269,3 +269,28 @@ def test_f_beta_two_class_leaves_out_nearly_one_class_masks():
     assert s["f_beta_two_class"] == pytest.approx(1.0) and s["n_two_class"] == 1
     assert s["protocols"]["f_beta_two_class"]
     assert np.isnan(M.Evaluator().summary()["f_beta_two_class"])
+
+
+def test_nll_rewards_honest_probabilities_not_confidence():
+    """Pixel log-loss: log 2 for a 0.5 map, near 0 for a right hard map, capped by the 1e-4 floor for a
+    wrong one; among maps of the same ranking, the calibrated one beats the over-confident one, which MAE
+    would prefer."""
+    import math
+
+    from dbd_core.metrics import Evaluator
+
+    rng = np.random.default_rng(3)
+    gt = rng.random((40, 50)) < 0.4
+    half = np.full(gt.shape, 0.5, np.float32)
+    assert Evaluator().update(half, gt)["nll"] == pytest.approx(math.log(2), rel=1e-6)
+    assert Evaluator().update(gt.astype(np.float32), gt)["nll"] == pytest.approx(1e-4, rel=1e-2)
+    assert Evaluator().update((~gt).astype(np.float32), gt)["nll"] == pytest.approx(-math.log(1e-4), rel=1e-3)
+
+    q = rng.uniform(0.05, 0.95, (200, 200)).astype(np.float32)   # true probability of "blurred" per pixel
+    y = rng.random(q.shape) < q
+    sharp = (q > 0.5).astype(np.float32) * 0.98 + 0.01             # same ranking, over-confident
+    cal, over = Evaluator(), Evaluator()
+    cal.update(q, y)
+    over.update(sharp, y)
+    assert cal.summary()["nll"] < over.summary()["nll"]
+    assert cal.summary()["mae"] > over.summary()["mae"]             # the reason MAE alone cannot judge this

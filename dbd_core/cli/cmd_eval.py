@@ -19,6 +19,7 @@ TABLE = [
     ("auc_roc", "area under ROC, all pixels pooled, trapezoid (not area under the F curve)"),
     ("iou", "blurred class at threshold 0.5, per image, mean (both empty = 1)"),
     ("f_beta_two_class", "f_beta over the images whose mask is 2-98 % blurred only"),
+    ("nll", "pixel log-loss per image, mean (calibration: lower = more honest probabilities)"),
 ]
 
 
