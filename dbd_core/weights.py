@@ -61,6 +61,15 @@ def check_pinned(path: str | os.PathLike, pin: str, key: str) -> None:
                                "recipe at a copy of that file)")
 
 
+def load_pinned(path: str | os.PathLike, pin: str, key: str) -> tuple[nn.Module, dict]:
+    """``load_model_file`` for a file a recipe names and may pin (``check_pinned``): the pin is checked
+    first, so a replaced file is refused before the network is built."""
+    path = Path(path)
+    if path.is_file():
+        check_pinned(path, pin, key)
+    return load_model_file(path)
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, card: dict | None = None, half: bool = False) -> Path:
     """Write ``model`` (built by ``nets.build_model``) and its card atomically. Returns the weights path.
 

@@ -52,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "student":
         if not args.teacher:
             raise DBDError("a student is distilled from a teacher: give --teacher WEIGHTS")
-        from dbd_core.weights import check_pinned, load_model_file
+        from dbd_core.weights import load_pinned
 
-        teacher, _ = load_model_file(args.teacher)
-        check_pinned(args.teacher, cfg["model"]["teacher_sha256"], "model.teacher_sha256")
+        teacher, _ = load_pinned(args.teacher, cfg["model"]["teacher_sha256"], "model.teacher_sha256")
     job = TrainJob(cfg, run_dir=args.run_dir, output=args.out, resume=args.resume, device=args.device,
                    threads=args.threads, teacher=teacher,
                    card={"teacher": str(args.teacher)} if args.teacher else {})

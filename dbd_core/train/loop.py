@@ -102,11 +102,9 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         return job.model
     m = cfg["model"]
     if m["init"]:
-        from dbd_core.weights import check_pinned, load_model_file
+        from dbd_core.weights import load_pinned
 
-        path = resolve_path(m["init"], cfg)
-        model, _ = load_model_file(path)
-        check_pinned(path, m["init_sha256"], "model.init_sha256")
+        model, _ = load_pinned(resolve_path(m["init"], cfg), m["init_sha256"], "model.init_sha256")
         return model
     try:
         return build_model(m["name"], **m["kwargs"])
