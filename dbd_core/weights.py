@@ -137,6 +137,42 @@ def _read_card(cp: Path) -> dict | None:
     return card if isinstance(card, dict) else None
 
 
+def grow_from(path: str | os.PathLike, pin: str, key: str, kwargs: dict) -> nn.Module:
+    """A network of the file's architecture built with extra ``kwargs`` (new layers, such as the student's
+    ``detail_blocks``), holding every weight of the file. Refused unless the new network computes what the
+    file's did: each stored tensor must fit a parameter of the same name and shape, and the new layers must
+    start as the identity (logits within 1e-4 on a probe image). A recipe that adds capacity to a released
+    model then starts from that model's maps, not from a perturbed copy of them."""
+    from dbd_core.nets.registry import build_model
+
+    old, _ = load_pinned(path, pin, key)
+    arch = old.arch_name
+    merged = dict(old.arch_kwargs)
+    merged.update(kwargs)
+    if _takes_pretrained(arch):
+        merged["pretrained"] = False
+    try:
+        new = build_model(arch, **merged)
+    except TypeError as e:
+        raise InputError(path, f"model.kwargs do not fit network {arch!r}: {e}") from None
+    merged.pop("pretrained", None)
+    new.arch_kwargs = merged
+    theirs, ours = old.state_dict(), new.state_dict()
+    bad = [k for k, v in theirs.items() if k not in ours or ours[k].shape != v.shape]
+    if bad:
+        raise InputError(path, f"cannot grow {arch!r} with {kwargs}: {len(bad)} stored tensors do not fit "
+                               f"(first: {bad[0]})")
+    new.load_state_dict(theirs, strict=False)
+    new.eval()
+    probe = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gap = float((new(probe, sides=False).logits - old(probe, sides=False).logits).abs().max())
+    if gap > 1e-4:
+        raise InputError(path, f"growing {arch!r} with {kwargs} changes its output (max |logit diff| {gap:.2e}): "
+                               "new layers must start as the identity")
+    return new
+
+
 def load_model_file(path: str | os.PathLike, map_location: str | torch.device = "cpu",
                     verify: bool = True) -> tuple[nn.Module, dict]:
     """Weights file -> (network in eval mode, card). Raises InputError naming the file for anything

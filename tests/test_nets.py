@@ -181,3 +181,34 @@ def test_eval_batchnorm_folding_matches_unfolded_and_tracks_weight_changes():
     out = block(x)  # with autograd: folded on the fly, gradients flow to conv and BN affine
     out.sum().backward()
     assert block[0].weight.grad is not None and block[1].weight.grad is not None
+
+
+def test_growing_the_student_keeps_its_maps_and_refuses_what_would_change_them(tmp_path, monkeypatch):
+    """model.kwargs on top of model.init (the student's detail_blocks) must start from the released model's
+    maps: the new blocks are the identity until trained, and a grow that would change the output is refused."""
+    from dbd_core.errors import InputError
+    from dbd_core.nets import student as student_mod
+    from dbd_core.weights import grow_from, save_model
+
+    torch.manual_seed(0)
+    base = build_model("student", pretrained=False)
+    for m in base.modules():  # non-trivial BN statistics, as a trained file has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    path = save_model(tmp_path / "s.pt", base.eval())
+    grown = grow_from(path, "", "model.init_sha256", {"detail_blocks": 2})
+    assert grown.arch_kwargs == {"detail_blocks": 2} and len(grown.detail_blocks) == 2
+    assert count_parameters(grown) > count_parameters(base)
+    x = torch.rand(1, 3, 72, 88)
+    with torch.no_grad():
+        assert torch.allclose(grown(x).logits, base(x).logits, atol=1e-5)
+        # Trained blocks do change the map (the identity is where training starts, not a dead branch).
+        grown.detail_blocks[0].body[-1].weight.fill_(1.0)
+        assert (grown(x).logits - base(x).logits).abs().max() > 1e-3
+
+    with pytest.raises(InputError, match="do not fit"):
+        grow_from(path, "", "model.init_sha256", {"width": 32})
+    monkeypatch.setattr(student_mod.nn.init, "zeros_", lambda t: t)  # blocks that do not start as the identity
+    with pytest.raises(InputError, match="changes its output"):
+        grow_from(path, "", "model.init_sha256", {"detail_blocks": 1})

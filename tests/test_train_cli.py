@@ -227,3 +227,25 @@ def test_pinned_init_and_teacher_refuse_another_file(tmp_path, capsys):
     assert rc == 1 and "model.teacher_sha256" in err and "init.pt" in err and len(err.splitlines()) == 1
     rc, err = run("student", f'teacher_sha256 = "{digest[:16]}"', "student_ok", "--teacher", str(init))
     assert rc == 0, err
+
+
+def test_init_with_kwargs_grows_the_file_or_refuses_in_one_line(tmp_path, capsys):
+    """model.kwargs beside model.init mean "this file, with these settings added" (dbd_core.weights.grow_from):
+    settings the stored weights cannot carry over exactly are refused before any step is trained."""
+    from dbd_core.nets import build_model
+    from dbd_core.weights import save_model
+
+    data = _dataset(tmp_path / "ds")
+    init = save_model(tmp_path / "init.pt", build_model("tiny", width=8), {"kind": "teacher"})
+    for name, kwargs, ok in (("same", "{ width = 8 }", True), ("wider", "{ width = 16 }", False)):
+        cfg = _config(tmp_path / f"{name}.toml")
+        cfg.write_text(cfg.read_text().replace("kwargs = { width = 8 }", f'kwargs = {kwargs}\ninit = "{init}"'))
+        rc = main(["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(tmp_path / name),
+                   "--quiet"])
+        err = capsys.readouterr().err.strip()
+        if ok:
+            assert rc == 0, err
+            assert load_model_file(tmp_path / name / "model.pt")[0].arch_kwargs == {"width": 8}
+        else:
+            assert rc == 1 and len(err.splitlines()) == 1 and "cannot grow 'tiny'" in err and "init.pt" in err
+            assert not (tmp_path / name / "model.pt").exists()

@@ -28,8 +28,30 @@ from dbd_core.nets.blocks import CAM, ConvBNReLU, SeparableConv, upsample_to
 from dbd_core.nets.registry import NetOutput, register
 
 
+class DetailBlock(nn.Module):
+    """Inverted residual at stride 2 (1x1 expand, depthwise 3x3, 1x1 project, added to the input). The
+    projection's BatchNorm starts at zero scale, so a new block is the identity: a grown network computes
+    exactly what the weights it grew from did, and training decides what the block adds."""
+
+    def __init__(self, channels: int, expand: int = 1):
+        super().__init__()
+        hidden = channels * expand
+        expansion = [ConvBNReLU(channels, hidden, 1)] if expand > 1 else []
+        self.body = nn.Sequential(
+            *expansion,
+            ConvBNReLU(hidden, hidden, 3, groups=hidden),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
 class CompactStudent(nn.Module):
-    def __init__(self, width: int = 24, detail_width: int = 16, pretrained: bool = True, freeze_levels: int = 0):
+    def __init__(self, width: int = 24, detail_width: int = 16, pretrained: bool = True, freeze_levels: int = 0,
+                 detail_blocks: int = 0):
         super().__init__()
         # levels=4: Lite0 up to its stride-16 stage (112 channels), no 192/320-channel stages.
         self.encoder = EfficientNetLite0(pretrained=pretrained, levels=4, head=False, freeze_levels=freeze_levels)
@@ -43,6 +65,9 @@ class CompactStudent(nn.Module):
         self.detail_lateral = ConvBNReLU(32, detail_width, 1)
         self.detail_reduce = ConvBNReLU(width, detail_width, 1)
         self.detail_merge = SeparableConv(detail_width, detail_width)
+        # Optional depth at stride 2, the finest level, where a 1.5 px blur is still visible (the context path
+        # sees the photo at half size). 0 = the shipped v0.1-v0.4 architecture.
+        self.detail_blocks = nn.Sequential(*(DetailBlock(detail_width) for _ in range(detail_blocks)))
 
         self.side16 = nn.Conv2d(width, 1, 1)
         self.side4 = nn.Conv2d(width, 1, 1)
@@ -69,6 +94,8 @@ class CompactStudent(nn.Module):
         for i in (2, 1, 0):  # strides 16, 8, 4
             p[i + 1] = self.merges[i](self.laterals[i](e[i]) + upsample_to(p[i + 2], e[i]))
         p[0] = self.detail_merge(self.detail_lateral(detail) + upsample_to(self.detail_reduce(p[1]), detail))
+        if len(self.detail_blocks):
+            p[0] = self.detail_blocks(p[0])
 
         logits = upsample_to(self.head(p[0]), size)
         side_maps = [upsample_to(self.side16(p[3]), size), upsample_to(self.side4(p[1]), size)] if sides else []
@@ -77,6 +104,6 @@ class CompactStudent(nn.Module):
 
 @register("student", "compact Lite0-based student (<= 1.5 M params, <= 1 GFLOP at 320x320)")
 def build_student(width: int = 24, detail_width: int = 16, pretrained: bool = True,
-                  freeze_levels: int = 0) -> CompactStudent:
+                  freeze_levels: int = 0, detail_blocks: int = 0) -> CompactStudent:
     return CompactStudent(width=width, detail_width=detail_width, pretrained=pretrained,
-                          freeze_levels=freeze_levels)
+                          freeze_levels=freeze_levels, detail_blocks=detail_blocks)

@@ -102,9 +102,12 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         return job.model
     m = cfg["model"]
     if m["init"]:
-        from dbd_core.weights import load_pinned
+        from dbd_core.weights import grow_from, load_pinned
 
-        model, _ = load_pinned(resolve_path(m["init"], cfg), m["init_sha256"], "model.init_sha256")
+        init = resolve_path(m["init"], cfg)
+        if m["kwargs"]:  # start from the file's weights, with the layers these settings add
+            return grow_from(init, m["init_sha256"], "model.init_sha256", m["kwargs"])
+        model, _ = load_pinned(init, m["init_sha256"], "model.init_sha256")
         return model
     try:
         return build_model(m["name"], **m["kwargs"])
