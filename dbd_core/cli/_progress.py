@@ -104,6 +104,10 @@ def summary_text(s: dict) -> str:
             lines.append(f"  {'last' if label == 'metrics' and kept else label:8s} {fmt(m)}")
     if kept:  # the weights file holds the best validated step, not the last one: say so
         lines.append(f"  kept     step {s['best_step']} (best validation): {fmt(s['best_metrics'])}")
+    swa = s.get("swa")
+    if swa:
+        lines.append(f"  average  {swa['snapshots']} snapshots, {'kept' if swa['kept'] else 'not better, not kept'}: "
+                     f"{fmt(swa['metrics'])}")
     if s.get("output"):
         lines.append(f"  weights  {s['output']}")
     if s.get("checkpoint"):

@@ -87,6 +87,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "augment": (bool, True, None),
         "max_side": (int, 1024, None),          # folder/hdf5: photos are resized once to this and cached
     },
+    "swa": {                                    # weight averaging (dbd_core/train/swa.py); needs validation
+        "start": (int, 0, None),                # first step averaged (0 = off)
+        "every": (int, 250, None),              # steps between snapshots
+        "bn_batches": (int, 50, None),          # training batches to re-measure BatchNorm statistics on
+    },
     "val": {
         "fraction": (float, 0.0, None),         # held-out part of the training data
         "every": (int, 0, None),                # steps between validations (0 = only at the end)

@@ -3,11 +3,12 @@
 ``run_training(job, cancel)`` is a generator of events, plain JSON-serialisable dicts with a "type":
   start       kind, run_dir, device, world_size, start_step, total_steps, n_train, n_val
   step        step, epoch, losses {term: value}, lr, samples_per_s, eta_s, elapsed_s
-  val         step, metrics {mae, f_beta, ..., val_loss}, best (bool)
+  val         step, metrics {mae, f_beta, ..., val_loss}, best (bool); the weight average ([swa]) is
+              validated after the last step with phase "mean of N snapshots ..." and swa = N
   checkpoint  step, path
   cancelled   step, checkpoint
   error       step, message            (non-finite loss, bad input: the run stops, files stay good)
-  done        step, summary {final metrics, best, wall_s, output, checkpoint, stopped_early}
+  done        step, summary {final metrics, best, wall_s, output, checkpoint, stopped_early, swa}
 The cancel flag (a threading.Event or any callable returning bool) is checked between steps. On cancel
 a checkpoint is written in the run folder, the output weights file is not touched.
 """
@@ -34,6 +35,7 @@ from dbd_core.train import ddp
 from dbd_core.train.config import resolve_path, to_plain
 from dbd_core.train.data import set_epoch
 from dbd_core.train.objectives import NonFiniteLoss, SupervisedObjective
+from dbd_core.train.swa import WeightAverage, recompute_bn
 from dbd_core.train.validate import _collate, evaluate
 
 Event = dict
@@ -226,6 +228,12 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     best = {"score": None, "step": None, "metrics": None, "state": None}
     es = {"bad_vals": 0, "stopped_early": False, "last_metrics": None, "last_val_step": None}
 
+    scfg = cfg["swa"]
+    if scfg["start"] and (val_set is None or not scfg["every"] or not vcfg["restore_best"]):
+        raise DBDError("swa.start needs validation (val.fraction or a validation set) and swa.every > 0: "
+                       "the weight average is kept only if it validates better")
+    average = WeightAverage()
+
     step = 0
     if job.resume and ckpt_path.is_file():
         payload = ckpt.load_checkpoint(ckpt_path, map_location=ctx.device)
@@ -238,6 +246,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                         state=saved.get("best_state"))
             es.update(bad_vals=saved["bad_vals"], stopped_early=saved["stopped_early"],
                       last_metrics=saved["last_metrics"], last_val_step=saved.get("last_val_step"))
+        average.load_state_dict((payload.get("extra") or {}).get("swa"))
     elif job.resume:
         raise DBDError(f"{ckpt_path}: no checkpoint to resume from")
     total = run["steps"]
@@ -249,7 +258,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                      "best_state": best["state"], **es}
             ckpt.save_checkpoint(ckpt_path, step=step, modules=objective.state_modules(),
                                  optimizers=optimizers, schedulers={}, config=to_plain(cfg),
-                                 extra={"world_size": ctx.world_size, "early_stopping": early})
+                                 extra={"world_size": ctx.world_size, "early_stopping": early,
+                                        "swa": average.state_dict()})
         ctx.barrier()
         return ckpt_path
 
@@ -304,6 +314,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
                               f"{last}"}
             return
         step += 1
+        if scfg["start"] and step >= scfg["start"] and (step - scfg["start"]) % scfg["every"] == 0:
+            average.update(model)
         n_window += len(batch["image"]) * ctx.world_size
         if step % max(1, run["log_every"]) == 0 or step == total:
             now = time.perf_counter()
@@ -328,12 +340,20 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     # on from there. Only the output file gets the best validated weights.
     path = save_ckpt()
     yield {"type": "checkpoint", "step": step, "path": str(path)}
+    swa = None
+    if average.n >= 2:
+        last_val = es["last_metrics"], es["last_val_step"], es["bad_vals"]
+        ev = _validate_average(average, model, train_set, cfg, ctx, validate, step)
+        es["last_metrics"], es["last_val_step"], es["bad_vals"] = last_val  # "last" stays the last step's
+        yield ev
+        swa = {"snapshots": average.n, "metrics": ev["metrics"], "kept": ev["best"]}
     if best["state"] is not None and best["step"] != step:
         model.load_state_dict(best["state"])  # early stopping: keep the best validated weights
     if output is not None and ctx.is_main:
         from dbd_core.weights import save_model
 
-        card = {"kind": run["kind"], "recipe": to_plain(cfg), "steps": step, "seed": run["seed"],
+        averaged = {"weights": f"mean of {swa['snapshots']} snapshots (swa)"} if swa and swa["kept"] else {}
+        card = {"kind": run["kind"], "recipe": to_plain(cfg), "steps": step, "seed": run["seed"], **averaged,
                 "world_size": ctx.world_size, "metrics": best["metrics"] if vcfg["restore_best"] else es["last_metrics"],
                 **job.card}
         save_model(output, model, card, half=cfg["model"]["save_half"])
@@ -341,7 +361,29 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     yield {"type": "done", "step": step, "summary": {
         "kind": run["kind"], "steps": step, "wall_s": time.perf_counter() - t0, "output": str(output) if output else None,
         "checkpoint": str(path), "metrics": es["last_metrics"], "best_step": best["step"],
-        "best_metrics": best["metrics"], "stopped_early": es["stopped_early"], "final_losses": last_terms}}
+        "best_metrics": best["metrics"], "stopped_early": es["stopped_early"], "final_losses": last_terms,
+        "swa": swa}}
+
+
+def _validate_average(average: WeightAverage, model: nn.Module, train_set, cfg: dict, ctx, validate,
+                      step: int) -> Event:
+    """Validate the run's weight average as one more candidate. The model holds the average while it is
+    scored (so the objective's validation loss sees it); if it is the best so far it stays there and is
+    what the output file gets, else the last step's weights go back. Returns the val event."""
+    last = copy.deepcopy(model.state_dict())
+    average.copy_to(model)
+    scfg, bs = cfg["swa"], cfg["data"]["batch_size"]
+    if scfg["bn_batches"]:
+        order = epoch_batches(len(train_set), bs, cfg["run"]["seed"] + 7919, 0, ctx)[: scfg["bn_batches"]]
+        images = (b["image"].to(ctx.device) for b in _loader(train_set, order, cfg, 0, 0))
+        recompute_bn(model, images)
+    ev = validate()  # updates the best state when the average wins
+    first = scfg["start"]
+    ev["phase"] = (f"mean of {average.n} snapshots, steps {first}-{first + (average.n - 1) * scfg['every']}")
+    ev["swa"] = average.n
+    if not ev["best"]:
+        model.load_state_dict(last)
+    return ev
 
 
 def _loader(dataset, batches: list[list[int]], cfg: dict, epoch: int, pos: int) -> DataLoader:
