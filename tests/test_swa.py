@@ -112,8 +112,10 @@ def test_average_survives_a_resume(tmp_path):
     assert a["metrics"] == pytest.approx(b["metrics"])
 
 
-def test_swa_without_validation_is_refused(tmp_path):
-    cfg = tiny_config(steps=4, swa={"start": 2})
-    ev = list(run_training(TrainJob(cfg, run_dir=tmp_path, train_dataset=BlurHalves(8))))
-    assert ev[-1]["type"] == "error" and "swa.start needs validation" in ev[-1]["message"]
-    assert not (tmp_path / "model.pt").exists()
+def test_swa_without_validation_or_kept_best_weights_is_refused(tmp_path):
+    for name, val, kw in (("noval", {}, {}), ("nobest", {"every": 2}, {"val_dataset": BlurHalves(4)})):
+        cfg = tiny_config(steps=4, swa={"start": 2}, val=val)
+        ev = list(run_training(TrainJob(cfg, run_dir=tmp_path / name, train_dataset=BlurHalves(8), **kw)))
+        assert ev[-1]["type"] == "error" and "swa.start needs validation" in ev[-1]["message"]
+        assert "val.restore_best = true" in ev[-1]["message"]
+        assert not (tmp_path / name / "model.pt").exists()

@@ -230,8 +230,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
 
     scfg = cfg["swa"]
     if scfg["start"] and (val_set is None or not scfg["every"] or not vcfg["restore_best"]):
-        raise DBDError("swa.start needs validation (val.fraction or a validation set) and swa.every > 0: "
-                       "the weight average is kept only if it validates better")
+        raise DBDError("swa.start needs validation (val.fraction or a validation set), val.restore_best = true "
+                       "and swa.every > 0: the weight average is kept only if it validates better")
     average = WeightAverage()
 
     step = 0
@@ -343,7 +343,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     swa = None
     if average.n >= 2:
         last_val = es["last_metrics"], es["last_val_step"], es["bad_vals"]
-        ev = _validate_average(average, model, train_set, cfg, ctx, validate, step)
+        ev = _validate_average(average, model, train_set, cfg, ctx, validate)
         es["last_metrics"], es["last_val_step"], es["bad_vals"] = last_val  # "last" stays the last step's
         yield ev
         swa = {"snapshots": average.n, "metrics": ev["metrics"], "kept": ev["best"]}
@@ -365,8 +365,7 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         "swa": swa}}
 
 
-def _validate_average(average: WeightAverage, model: nn.Module, train_set, cfg: dict, ctx, validate,
-                      step: int) -> Event:
+def _validate_average(average: WeightAverage, model: nn.Module, train_set, cfg: dict, ctx, validate) -> Event:
     """Validate the run's weight average as one more candidate. The model holds the average while it is
     scored (so the objective's validation loss sees it); if it is the best so far it stays there and is
     what the output file gets, else the last step's weights go back. Returns the val event."""
