@@ -97,6 +97,9 @@ def test_student_budgets(nets):
     assert desc["gflops_320"] <= 1.0
     teacher_flops = count_flops(nets["teacher"])
     assert teacher_flops <= 3.0e9 and count_flops(student) * 4 <= teacher_flops
+    shipped = build_model("student", pretrained=False, detail_blocks=2)  # the v0.5 architecture
+    grown = describe_model(shipped)
+    assert grown["params"] <= 1_500_000 and grown["gflops_320"] <= 1.0 and count_flops(shipped) * 4 <= teacher_flops
 
 
 def test_discriminator_shapes_and_gradients():
