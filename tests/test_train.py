@@ -237,3 +237,19 @@ def test_validation_scores_two_class_renders_apart_from_one_stray_pixel_on_an_al
     assert loop._score({"f_beta_two_class": 0.9}, "f_beta_two_class") < loop._score({"f_beta_two_class": 0.5},
                                                                                       "f_beta_two_class")
     tiny_config(val={"score": "f_beta_two_class"})  # a valid recipe key
+
+
+def test_sgd_for_the_network_and_adamw_for_the_discriminator(tmp_path):
+    """optim.name = "sgd" changes the network's optimizer only (discriminators, new in every run, keep
+    AdamW), trains to the end, and an unknown optimizer name is refused by name."""
+    from dbd_core.train.objectives import SupervisedObjective
+
+    cfg = tiny_config(steps=3, loss={"adv": 0.05}, optim={"name": "sgd", "momentum": 0.9, "lr": 0.05})
+    model = build_model("tiny", width=8)
+    opts = SupervisedObjective(cfg, model, build_d=lambda: build_model(cfg["discriminator"]["name"])).optimizers()
+    assert isinstance(opts["model"], torch.optim.SGD) and opts["model"].defaults["nesterov"]
+    assert all(isinstance(o, torch.optim.AdamW) for k, o in opts.items() if k != "model")
+    ev = _run(TrainJob(cfg, run_dir=tmp_path, model=model, train_dataset=BlurHalves(8)))
+    assert ev[-1]["type"] == "done"
+    with pytest.raises(Exception, match="optim.name"):
+        tiny_config(optim={"name": "adam"})

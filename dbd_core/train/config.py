@@ -52,6 +52,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "lr": (float, 1e-4, None),
     },
     "optim": {
+        "name": (str, "adamw", ("adamw", "sgd")),   # the network's optimizer (discriminators: AdamW)
+        "momentum": (float, 0.9, None),            # sgd only (Nesterov when > 0)
         "lr": (float, 1e-3, None),
         "weight_decay": (float, 1e-4, None),
         "betas": (list, [0.9, 0.999], None),

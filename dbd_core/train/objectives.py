@@ -47,10 +47,17 @@ def unwrap(m: nn.Module) -> nn.Module:
     return getattr(m, "module", m)
 
 
-def make_optimizer(params, lr: float, cfg: dict) -> torch.optim.Optimizer:
+def make_optimizer(params, lr: float, cfg: dict, network: bool = True) -> torch.optim.Optimizer:
+    """AdamW, or for the network alone ``optim.name = "sgd"`` (Nesterov momentum ``optim.momentum``). SGD is
+    there for continuing a released model: a fresh Adam state steps every weight by up to lr in its first
+    steps whatever its gradient, SGD moves each weight in proportion to its gradient. Discriminators, trained
+    from scratch in every run, stay on AdamW."""
     o = cfg["optim"]
-    return torch.optim.AdamW([p for p in params if p.requires_grad], lr=lr, weight_decay=o["weight_decay"],
-                             betas=tuple(o["betas"]))
+    trainable = [p for p in params if p.requires_grad]
+    if network and o["name"] == "sgd":
+        return torch.optim.SGD(trainable, lr=lr, momentum=o["momentum"], nesterov=o["momentum"] > 0,
+                               weight_decay=o["weight_decay"])
+    return torch.optim.AdamW(trainable, lr=lr, weight_decay=o["weight_decay"], betas=tuple(o["betas"]))
 
 
 class Adversary:
@@ -64,7 +71,7 @@ class Adversary:
         self.name = name
         self.raw = d
         self.net = wrap(d) if wrap is not None else d
-        self.opt = make_optimizer(d.parameters(), cfg["discriminator"]["lr"], cfg)
+        self.opt = make_optimizer(d.parameters(), cfg["discriminator"]["lr"], cfg, network=False)
 
     def generator_term(self, image: torch.Tensor, fake_prob: torch.Tensor) -> torch.Tensor:
         self.raw.requires_grad_(False)
