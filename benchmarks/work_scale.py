@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,17 @@ def _sharp_photos(root: Path) -> list[np.ndarray]:
     return [read_image(f) for f in files]
 
 
-def _map(model: str, rgb: np.ndarray, size: str, threads: int) -> np.ndarray:
+@lru_cache(maxsize=None)
+def _predictor(model: str, work_size: int, threads: int):
+    """One loaded network per (model, working size): the photos come in a handful of native sizes."""
     from dbd_core.predict import load_predictor
 
+    return load_predictor(model, threads=threads, work_size=work_size, jit=False)
+
+
+def _map(model: str, rgb: np.ndarray, size: str, threads: int) -> np.ndarray:
     ws = max(rgb.shape[:2]) if size == "native" else int(size)
-    return load_predictor(model, threads=threads, work_size=ws, jit=False).predict(rgb)
+    return _predictor(model, ws, threads).predict(rgb)
 
 
 def _real_photo_scores(m: np.ndarray, name: str) -> str:

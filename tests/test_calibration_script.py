@@ -1,21 +1,15 @@
 """benchmarks/calibration.py: the temperature it finds and the MAE floor it reports, on maps whose
 calibration is known by construction."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
+from bench_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def cal():
-    spec = importlib.util.spec_from_file_location("calibration", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("calibration")
 
 
 def _maps(rng, temperature, n=8, size=4000):

@@ -1,20 +1,14 @@
 """benchmarks/work_scale.py: the region scores it reports, and its tables on a small sharp-photo folder."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "work_scale.py"
+from bench_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def ws():
-    spec = importlib.util.spec_from_file_location("work_scale", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("work_scale")
 
 
 def test_region_scores_read_the_named_regions(ws):
