@@ -48,10 +48,10 @@ def unwrap(m: nn.Module) -> nn.Module:
 
 
 def make_optimizer(params, lr: float, cfg: dict, network: bool = True) -> torch.optim.Optimizer:
-    """AdamW, or for the network alone ``optim.name = "sgd"`` (Nesterov momentum ``optim.momentum``). SGD is
-    there for continuing a released model: a fresh Adam state steps every weight by up to lr in its first
-    steps whatever its gradient, SGD moves each weight in proportion to its gradient. Discriminators, trained
-    from scratch in every run, stay on AdamW."""
+    """AdamW, or for the network alone ``optim.name = "sgd"`` (Nesterov momentum ``optim.momentum``), which
+    moves each weight in proportion to its gradient where a fresh Adam state steps every weight by up to lr.
+    (Continuing the released teacher with SGD degraded it just as AdamW did, teacher_stage6.toml: the cause was
+    the BatchNorm statistics, teacher_stage7.toml.) Discriminators, new in every run, stay on AdamW."""
     o = cfg["optim"]
     trainable = [p for p in params if p.requires_grad]
     if network and o["name"] == "sgd":
