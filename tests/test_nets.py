@@ -212,6 +212,22 @@ def test_growing_the_student_keeps_its_maps_and_refuses_what_would_change_them(t
 
     with pytest.raises(InputError, match="do not fit"):
         grow_from(path, "", "model.init_sha256", {"width": 32})
-    monkeypatch.setattr(student_mod.nn.init, "zeros_", lambda t: t)  # blocks that do not start as the identity
+    # Blocks that do not start as the identity (their last BatchNorm at unit scale). Only DetailBlock is
+    # patched: a global no-op init would leave other tensors uninitialised (garbage or NaN).
+    built = student_mod.DetailBlock.__init__
+
+    def unit_scale(self, *a, **k):
+        built(self, *a, **k)
+        torch.nn.init.ones_(self.body[-1].weight)
+
+    monkeypatch.setattr(student_mod.DetailBlock, "__init__", unit_scale)
+    with pytest.raises(InputError, match="changes its output"):
+        grow_from(path, "", "model.init_sha256", {"detail_blocks": 1})
+
+    def nan_shift(self, *a, **k):  # a map of NaNs is no identity either (NaN > tolerance is False)
+        built(self, *a, **k)
+        torch.nn.init.constant_(self.body[-1].bias, float("nan"))
+
+    monkeypatch.setattr(student_mod.DetailBlock, "__init__", nan_shift)
     with pytest.raises(InputError, match="changes its output"):
         grow_from(path, "", "model.init_sha256", {"detail_blocks": 1})
