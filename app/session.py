@@ -241,6 +241,11 @@ class AnnotationSession(QObject):
         if self.persistent:
             self._timer.start()  # restarts: saves once the edits pause (debounce)
 
+    @property
+    def save_pending(self) -> bool:
+        """An autosave is scheduled and has not happened yet (edits are within the debounce interval)."""
+        return self._timer.isActive()
+
     def save_now(self) -> None:
         self._timer.stop()
         if not self.persistent:

@@ -139,7 +139,7 @@ def test_startup_objects_are_frozen_out_of_the_cyclic_gc(qtbot, photos):
     # hits a refcount bug in a C extension at interpreter exit. The app itself never unfreezes.
     before = gc.get_freeze_count()
     win = open_window(qtbot, photos)
-    qtbot.waitUntil(lambda: gc.get_freeze_count() > before, timeout=2000)
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > before, timeout=10000)
     win.close()
 
 

@@ -91,8 +91,8 @@ def test_autosave_then_reopen_restores_state(qtbot, photos, tmp_path):
     s.set_status(s.current, "done")
     win.panel.spin.setValue(0.3)  # stored threshold even though the edited mask is kept
     mask = s.model.mask.copy()
-    qtbot.waitUntil(lambda: (proj / "masks" / "cat.png").exists(), timeout=3000)  # debounced autosave
-    qtbot.wait(900)
+    qtbot.waitUntil(lambda: (proj / "masks" / "cat.png").exists(), timeout=10000)  # debounced autosave
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)  # and the threshold's, however loaded the machine
     win.select(1)
     wait_settled(qtbot, win)
     win.close()
@@ -172,7 +172,7 @@ def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qt
     folder = s.store.folder
     win.select(1)  # the cup is seeded and saved, then not shown again until "Save project as…"
     wait_settled(qtbot, win)
-    qtbot.waitUntil(lambda: (folder / "masks" / "cup.png").exists(), timeout=2000)
+    qtbot.waitUntil(lambda: (folder / "masks" / "cup.png").exists(), timeout=10000)
     win.select(0)
     wait_settled(qtbot, win)
     assert s.persistent and s.auto and folder.parent == studio_home / "projects"
@@ -180,13 +180,15 @@ def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qt
     saves = []
     real_save = s.store.save_mask
     s.store.save_mask = lambda e, m: (saves.append(e.name), real_save(e, m))
-    qtbot.wait(800)  # the seed's own autosave
+    # The seed's own autosave first (its timing depends on the machine's load, so wait for it, not a
+    # fixed time: a late seed save counted as the strokes' second save once made this test flaky).
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)
     saves.clear()
     for x in (70, 80, 90):  # three quick strokes: one debounced save
         s.model.begin("hand"); s.model.paint_segment((x, 10), (x, 70), 3, 1); s.model.end(); s.hand_edit_done()
         qtbot.wait(100)
-    qtbot.waitUntil(lambda: saves == ["cat"], timeout=1000)  # within a second of the last edit
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: saves == ["cat"], timeout=10000)
+    assert not s.save_pending  # nothing else is scheduled, so no second save can follow
     assert saves == ["cat"] and not list(folder.rglob("*.tmp*"))
     mask = s.model.mask.copy()
     win.close()
@@ -203,7 +205,7 @@ def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qt
     assert ProjectStore.open(named).load_mask(again.entries[0]) is not None
     assert (named / "masks" / "cup.png").exists()  # also masks of photos not shown since the reopen
     again.session.set_status(again.session.current, "done")
-    qtbot.waitUntil(lambda: ProjectStore.open(named).photos[0].status == "done", timeout=2000)
+    qtbot.waitUntil(lambda: ProjectStore.open(named).photos[0].status == "done", timeout=10000)
     again.close()
 
 

@@ -203,6 +203,32 @@ def test_val_score_decides_which_validation_is_best_and_which_weights_are_kept(t
     assert loop._score({"f_beta": 0.9}, "f_beta") < loop._score({"f_beta": 0.5}, "f_beta")  # higher is better
 
 
+def test_release_score_keeps_the_lowest_mae_within_the_release_rule_of_the_first_validation(tmp_path, monkeypatch):
+    import dbd_core.train.loop as loop
+
+    # Step 3 has the lowest MAE but its log-loss rose beyond the rule's 0.005 (the confidence kind of
+    # gain); step 6 has F-beta beyond the 0.003 drop; step 9 is within both and lower than step 0.
+    script = [{"mae": 0.100, "f_beta": 0.880, "nll": 0.210},
+              {"mae": 0.080, "f_beta": 0.885, "nll": 0.260},
+              {"mae": 0.085, "f_beta": 0.870, "nll": 0.200},
+              {"mae": 0.095, "f_beta": 0.879, "nll": 0.214},
+              {"mae": 0.090, "f_beta": 0.890, "nll": 0.190}]
+    it = iter(script)
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: dict(next(it)))
+    cfg = tiny_config(steps=9, val={"every": 3, "restore_best": True, "score": "release"})
+    ev = _run(TrainJob(cfg, run_dir=tmp_path / "a", train_dataset=BlurHalves(8), val_dataset=BlurHalves(4)))
+    assert [v["best"] for v in _of(ev, "val")] == [True, False, False, True]
+    assert ev[-1]["summary"]["best_step"] == 9
+    # the baseline is the run's first validation, and a resumed run keeps it: step 12's log-loss is within
+    # 0.005 of step 0's (0.210), not of anything later
+    cfg12 = tiny_config(steps=12, val={"every": 3, "restore_best": True, "score": "release"})
+    ev = _run(TrainJob(cfg12, run_dir=tmp_path / "a", resume=True, train_dataset=BlurHalves(8),
+                       val_dataset=BlurHalves(4)))
+    assert [v["best"] for v in _of(ev, "val")] == [True] and ev[-1]["summary"]["best_step"] == 12
+    assert loop._score({"mae": 0.05, "f_beta": 0.9, "nll": 0.3}, "release", None) == 0.05  # no baseline yet
+    assert loop._score({"nll": 0.2}, "nll") < loop._score({"nll": 0.3}, "nll")  # log-loss: lower is better
+
+
 def test_val_score_rejects_unknown_names():
     import pytest
 

@@ -83,7 +83,7 @@ def _show(ev: dict, code: int) -> int:
     return code
 
 
-SHOWN_METRICS = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou")  # validation numbers a run prints
+SHOWN_METRICS = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou", "auc_roc", "nll")  # validation numbers a run prints
 
 
 def _metrics_text(m: dict, keys: tuple) -> str:

@@ -158,6 +158,30 @@ class SharpPhotoSource:
             self._cache[key] = (img, segs)
         return img, segs
 
+    def split_photos(self, fraction: float, seed: int) -> tuple["SharpPhotoSource", "SharpPhotoSource"]:
+        """(training photos, held-out photos): about ``fraction`` of the photos, chosen by hashing each
+        photo's relative name with ``seed`` (dbd_core.data.dataset.split_names), so a photo's side does not
+        depend on which other photos are in the folder. At least one photo on each side."""
+        from dbd_core.data.dataset import split_names
+
+        if len(self) < 2:
+            raise InputError(self.root, f"{len(self)} photo(s): too few to hold out validation photos")
+        names = [self.relative_name(i) for i in range(len(self))]
+        train, val = split_names(names, fraction, seed)
+        if not train:  # a tiny folder and a big fraction: keep the first photo for training
+            train, val = val[:1], val[1:]
+        return self._subset(set(train)), self._subset(set(val))
+
+    def _subset(self, keep: set[str]) -> "SharpPhotoSource":
+        import copy
+
+        out = copy.copy(self)
+        idx = [i for i in range(len(self)) if self.relative_name(i) in keep]
+        out.files = [self.files[i] for i in idx]
+        out.groundtruth = [self.groundtruth[i] for i in idx]
+        out._cache, out._lock = {}, threading.Lock()
+        return out
+
     def __getstate__(self):
         # DataLoader workers get a copy without the parent's cache; each fills its own lazily.
         state = self.__dict__.copy()

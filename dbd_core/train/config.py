@@ -96,13 +96,21 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "val": {
         "fraction": (float, 0.0, None),         # held-out part of the training data
+        # What is held out. "items": that share of the dataset's items. "photos" (synthetic data): that
+        # share of the source photos, whose renders training never sees, so validation measures how the
+        # model does on photos it has not learned, as the benchmark does ("items" holds out renders of
+        # photos that training renders too). For folder/hdf5 data each item is a photo: both are the same.
+        "holdout": (str, "items", ("items", "photos")),
         "every": (int, 0, None),                # steps between validations (0 = only at the end)
         "batches": (int, 0, None),              # 0 = the whole validation set
         "patience": (int, 0, None),             # early stopping after this many non-improving validations
         "restore_best": (bool, False, None),
         # What "better" means for early stopping and the kept weights: the validation loss, or a
-        # held-out metric of the maps (mae: lower is better; f_beta, iou: higher is better).
-        "score": (str, "val_loss", ("val_loss", "mae", "f_beta", "f_beta_two_class", "iou")),
+        # held-out metric of the maps (mae, nll: lower is better; f_beta, iou, auc_roc: higher is better),
+        # or "release": the lowest MAE among validations whose F-beta and log-loss stay within the release
+        # rule's bounds (dbd_core/release.py) of the run's first validation.
+        "score": (str, "val_loss", ("val_loss", "mae", "nll", "auc_roc", "f_beta", "f_beta_two_class", "iou",
+                                    "release")),
     },
 }
 

@@ -91,6 +91,20 @@ def set_epoch(dataset, epoch: int) -> None:
         dataset = getattr(dataset, "dataset", None)
 
 
+def split_holdout_photos(dataset, fraction: float, seed: int):
+    """A synthetic dataset split by source photo: (renders of the training photos, renders of the held-out
+    photos). The held-out renders use their own seed stream (``seed`` + 1), and there are about
+    ``fraction`` x the dataset's length of them, at least one per held-out photo."""
+    from dbd_core.data.synth import SyntheticDataset
+
+    if not isinstance(dataset, SyntheticDataset):
+        return split_holdout(dataset, fraction, seed)  # folder/hdf5 items are photos already
+    train_src, val_src = dataset.source.split_photos(fraction, seed)
+    n_val = max(len(val_src), int(round(len(dataset) * fraction)))
+    return (SyntheticDataset(train_src, len(dataset), dataset.seed, dataset.cfg),
+            SyntheticDataset(val_src, n_val, dataset.seed + 1, dataset.cfg))
+
+
 def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Deterministic hold-out split: the same (dataset length, fraction, seed) always holds out the same
     items. At least one item on each side. The held-out part reads a copy of the dataset with its

@@ -119,13 +119,23 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         raise DBDError(f"model.kwargs do not fit network {m['name']!r}: {e}") from None
 
 
-def _score(metrics: dict, key: str) -> float:
+def _score(metrics: dict, key: str, first: dict | None = None) -> float:
     """Validation metrics -> one number, lower is better (val.score; val_loss falls back to -F-beta
-    when the objective gives no loss)."""
+    when the objective gives no loss). "release" is the release rule (dbd_core.release) applied against
+    the run's first validation: the MAE, but only where F-beta and log-loss stay within the rule's
+    bounds of where the run started; elsewhere +inf, so such weights are never kept."""
     if key == "val_loss":
         return metrics.get("val_loss", -metrics.get("f_beta", 0.0))
+    if key == "release":
+        if first is not None:
+            from dbd_core.release import judge
+
+            verdict = judge(dict(metrics, mae=-1.0), first)  # MAE is what is minimised, not a gate here
+            if not verdict.ship:
+                return float("inf")
+        return float(metrics["mae"])
     value = float(metrics[key])
-    return value if key == "mae" else -value
+    return value if key in ("mae", "nll") else -value
 
 
 def _freeze_bn_statistics(model: nn.Module) -> None:
@@ -167,13 +177,21 @@ def _freeze(model: nn.Module, prefixes: list[str], levels: int = 0) -> int:
 
 
 def _datasets(cfg: dict, job: TrainJob):
-    from dbd_core.train.data import build_dataset, split_holdout
+    from dbd_core.train.data import build_dataset, split_holdout, split_holdout_photos
 
     train = job.train_dataset if job.train_dataset is not None else build_dataset(cfg)
     val = job.val_dataset
     if val is None and cfg["val"]["fraction"] > 0:
-        train, val = split_holdout(train, cfg["val"]["fraction"], cfg["run"]["seed"])
+        split = split_holdout_photos if cfg["val"]["holdout"] == "photos" else split_holdout
+        train, val = split(train, cfg["val"]["fraction"], cfg["run"]["seed"])
     return train, val
+
+
+def _held_out_photos(val_set) -> list[str]:
+    """The source photos of a synthetic validation set of its own (val.holdout = "photos"), for the run's
+    record; [] when validation is a subset of the training items."""
+    src = getattr(val_set, "source", None)
+    return [src.relative_name(i) for i in range(len(src))] if src is not None else []
 
 
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, ctx: ddp.DistContext) -> list[list[int]]:
@@ -226,7 +244,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     # where an uninterrupted one would.
     vcfg = cfg["val"]
     best = {"score": None, "step": None, "metrics": None, "state": None}
-    es = {"bad_vals": 0, "stopped_early": False, "last_metrics": None, "last_val_step": None}
+    es = {"bad_vals": 0, "stopped_early": False, "last_metrics": None, "last_val_step": None,
+          "first_metrics": None}
 
     scfg = cfg["swa"]
     if scfg["start"] and (val_set is None or not scfg["every"] or not vcfg["restore_best"]):
@@ -245,7 +264,8 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
             best.update(score=saved["best_score"], step=saved["best_step"], metrics=saved["best_metrics"],
                         state=saved.get("best_state"))
             es.update(bad_vals=saved["bad_vals"], stopped_early=saved["stopped_early"],
-                      last_metrics=saved["last_metrics"], last_val_step=saved.get("last_val_step"))
+                      last_metrics=saved["last_metrics"], last_val_step=saved.get("last_val_step"),
+                      first_metrics=saved.get("first_metrics"))
         average.load_state_dict((payload.get("extra") or {}).get("swa"))
     elif job.resume:
         raise DBDError(f"{ckpt_path}: no checkpoint to resume from")
@@ -266,13 +286,15 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     yield {"type": "start", "kind": run["kind"], "run_dir": str(run_dir), "device": str(ctx.device),
            "world_size": ctx.world_size, "rank": ctx.rank, "start_step": step, "total_steps": total,
            "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
-           "frozen_parameters": frozen, "steps_per_epoch": per_epoch}
+           "frozen_parameters": frozen, "steps_per_epoch": per_epoch, "val_photos": _held_out_photos(val_set)}
 
     def validate() -> Event:
         ctx.sync_buffers([model])
         metrics = evaluate(model, val_set, ctx.device, batch_size=bs, max_batches=vcfg["batches"],
                            loss_fn=objective.val_loss)
-        score = _score(metrics, vcfg["score"])  # lower is better
+        if es["first_metrics"] is None:
+            es["first_metrics"] = metrics
+        score = _score(metrics, vcfg["score"], es["first_metrics"])  # lower is better
         improved = best["score"] is None or score < best["score"]
         if improved:
             best.update(score=score, step=step, metrics=metrics,

@@ -1,0 +1,93 @@
+"""val.holdout = "photos": synthetic validation renders come only from source photos training never sees."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from dbd_core.data.synth import SharpPhotoSource, SynthConfig, SyntheticDataset, render_sample
+from dbd_core.train.config import ConfigError, validate
+from dbd_core.train.data import split_holdout_photos
+from dbd_core.train.loop import TrainJob, run_training
+from train_fixtures import tiny_config
+
+torch.set_num_threads(1)
+PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "camera", "coins", "moon", "page", "text", "horse")
+
+
+def _write(root, names):
+    for name in names:
+        img = getattr(skdata, name)()
+        img = img.astype(np.uint8) if img.dtype != bool else (img * 255).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.dstack([img] * 3)
+        img = cv2.resize(img[..., :3], (96, 80), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / f"{name}.png"), img[..., ::-1])
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sharp_holdout")
+    _write(root, PHOTOS)
+    return root
+
+
+def test_split_photos_is_disjoint_complete_and_stable_when_photos_are_added(photo_dir, tmp_path):
+    src = SharpPhotoSource(photo_dir, "all")
+    train, val = src.split_photos(0.3, seed=5)
+    tn = {train.relative_name(i) for i in range(len(train))}
+    vn = {val.relative_name(i) for i in range(len(val))}
+    assert tn and vn and not tn & vn and tn | vn == {f"{n}.png" for n in PHOTOS}
+    again = src.split_photos(0.3, seed=5)[1]
+    assert {again.relative_name(i) for i in range(len(again))} == vn
+    # a photo's side depends on its name alone: a smaller folder keeps the same photos held out
+    small = tmp_path / "small"
+    small.mkdir()
+    _write(small, PHOTOS[:6])
+    sv = SharpPhotoSource(small, "all").split_photos(0.3, seed=5)[1]
+    assert {sv.relative_name(i) for i in range(len(sv))} == vn & {f"{n}.png" for n in PHOTOS[:6]}
+    # each side loads its own photos, not the parent's by index
+    assert val.load(0, 64)[0].shape[:2] == src.load(src.files.index(val.files[0]), 64)[0].shape[:2]
+
+
+def test_held_out_photos_never_appear_in_training_renders(photo_dir):
+    cfg = SynthConfig(size=48)
+    ds = SyntheticDataset(SharpPhotoSource(photo_dir, "all"), length=40, seed=3, cfg=cfg)
+    train, val = split_holdout_photos(ds, 0.3, seed=3)
+    vn = {val.source.relative_name(i) for i in range(len(val.source))}
+    seen_train = {render_sample(train.source, i, train.seed, cfg)[2]["source"] for i in range(len(train))}
+    seen_val = {render_sample(val.source, i, val.seed, cfg)[2]["source"] for i in range(len(val))}
+    assert len(train) == 40 and len(val) == max(len(vn), 12)
+    assert seen_val == vn and not seen_train & vn
+    assert seen_train == {f"{n}.png" for n in PHOTOS} - vn  # every training photo is still used
+    assert val.seed != train.seed  # held-out renders are not the training renders' stream
+
+
+def test_training_run_records_its_held_out_photos(photo_dir, tmp_path):
+    cfg = tiny_config("teacher", steps=2, data={"kind": "synthetic", "sharp": str(photo_dir), "split": "all",
+                                                "size": 32, "length": 16},
+                      val={"fraction": 0.3, "holdout": "photos", "every": 2, "batches": 1})
+    events = list(run_training(TrainJob(cfg, run_dir=tmp_path, output="")))
+    assert events[-1]["type"] == "done", events[-1]
+    start = events[0]
+    assert start["type"] == "start" and start["val_photos"]
+    assert start["n_train"] == 16 and start["n_val"] >= len(start["val_photos"])
+    json.dumps(start)  # the CLI writes every event to events.jsonl: it must stay JSON-able
+    held = set(start["val_photos"])
+    assert held < {f"{n}.png" for n in PHOTOS}
+    assert any(e["type"] == "val" for e in events)
+
+
+def test_item_holdout_records_no_photos_and_unknown_holdout_is_refused(photo_dir, tmp_path):
+    cfg = tiny_config("teacher", steps=1, data={"kind": "synthetic", "sharp": str(photo_dir), "split": "all",
+                                                "size": 32, "length": 8},
+                      val={"fraction": 0.25})
+    start = next(iter(run_training(TrainJob(cfg, run_dir=tmp_path, output=""))))
+    assert start["type"] == "start" and start["val_photos"] == [] and start["n_val"] == 2
+    with pytest.raises(ConfigError, match="val.holdout"):
+        validate({"val": {"holdout": "scenes"}}, "t.toml")
