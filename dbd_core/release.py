@@ -28,10 +28,17 @@ def judge(candidate: dict, shipped: dict, max_f_drop: float = MAX_F_DROP,
           max_nll_rise: float = MAX_NLL_RISE) -> Verdict:
     """Two ``metrics.Evaluator.summary()`` dicts on the same set -> Verdict with one reason per criterion.
     A summary without ``nll`` (written before it was measured) skips that criterion and says so."""
-    reasons, ok = [], True
     d_mae = candidate["mae"] - shipped["mae"]
-    ok &= d_mae < 0
-    reasons.append(f"MAE {shipped['mae']:.4f} -> {candidate['mae']:.4f} ({'lower' if d_mae < 0 else 'not lower'})")
+    bounds = within_bounds(candidate, shipped, max_f_drop, max_nll_rise)
+    reasons = [f"MAE {shipped['mae']:.4f} -> {candidate['mae']:.4f} ({'lower' if d_mae < 0 else 'not lower'})"]
+    return Verdict(d_mae < 0 and bounds.ship, reasons + bounds.reasons)
+
+
+def within_bounds(candidate: dict, shipped: dict, max_f_drop: float = MAX_F_DROP,
+                  max_nll_rise: float = MAX_NLL_RISE) -> Verdict:
+    """The rule's guards without its MAE criterion: F-beta and log-loss no worse than the bounds allow
+    (training selects the lowest MAE among the validations that pass them, val.score = "release")."""
+    reasons, ok = [], True
     d_f = candidate["f_beta"] - shipped["f_beta"]
     f_ok = d_f >= -max_f_drop - _TIE
     ok &= f_ok

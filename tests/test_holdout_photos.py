@@ -51,8 +51,11 @@ def test_split_photos_is_disjoint_complete_and_stable_when_photos_are_added(phot
     _write(small, PHOTOS[:6])
     sv = SharpPhotoSource(small, "all").split_photos(0.3, seed=5)[1]
     assert {sv.relative_name(i) for i in range(len(sv))} == vn & {f"{n}.png" for n in PHOTOS[:6]}
-    # each side loads its own photos, not the parent's by index
-    assert val.load(0, 64)[0].shape[:2] == src.load(src.files.index(val.files[0]), 64)[0].shape[:2]
+    # each side loads its own photos, not the parent's by index (the photos all have one size: compare pixels)
+    for side in (train, val):
+        for i, f in enumerate(side.files):
+            assert np.array_equal(side.load(i, 64)[0], src.load(src.files.index(f), 64)[0])
+    assert [src.files.index(f) for f in val.files] != list(range(len(val)))  # so index i is not photo i
 
 
 def test_held_out_photos_never_appear_in_training_renders(photo_dir):

@@ -170,13 +170,14 @@ class SharpPhotoSource:
         train, val = split_names(names, fraction, seed)
         if not train:  # a tiny folder and a big fraction: keep the first photo for training
             train, val = val[:1], val[1:]
-        return self._subset(set(train)), self._subset(set(val))
+        held = set(val)
+        return (self._subset([i for i, n in enumerate(names) if n not in held]),
+                self._subset([i for i, n in enumerate(names) if n in held]))
 
-    def _subset(self, keep: set[str]) -> "SharpPhotoSource":
+    def _subset(self, idx: list[int]) -> "SharpPhotoSource":
         import copy
 
         out = copy.copy(self)
-        idx = [i for i in range(len(self)) if self.relative_name(i) in keep]
         out.files = [self.files[i] for i in idx]
         out.groundtruth = [self.groundtruth[i] for i in idx]
         out._cache, out._lock = {}, threading.Lock()

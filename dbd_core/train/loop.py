@@ -127,12 +127,10 @@ def _score(metrics: dict, key: str, first: dict | None = None) -> float:
     if key == "val_loss":
         return metrics.get("val_loss", -metrics.get("f_beta", 0.0))
     if key == "release":
-        if first is not None:
-            from dbd_core.release import judge
+        from dbd_core.release import within_bounds
 
-            verdict = judge(dict(metrics, mae=-1.0), first)  # MAE is what is minimised, not a gate here
-            if not verdict.ship:
-                return float("inf")
+        if first is not None and not within_bounds(metrics, first).ship:
+            return float("inf")
         return float(metrics["mae"])
     value = float(metrics[key])
     return value if key in ("mae", "nll") else -value
