@@ -94,3 +94,32 @@ def test_item_holdout_records_no_photos_and_unknown_holdout_is_refused(photo_dir
     assert start["type"] == "start" and start["val_photos"] == [] and start["n_val"] == 2
     with pytest.raises(ConfigError, match="val.holdout"):
         validate({"val": {"holdout": "scenes"}}, "t.toml")
+
+
+def test_bench_style_validation_renders_held_out_photos_as_the_benchmark_does(photo_dir, tmp_path):
+    from dbd_core.train.loop import _datasets
+
+    cfg = tiny_config("teacher", steps=2, data={"kind": "synthetic", "sharp": str(photo_dir), "split": "all",
+                                                "size": 32, "length": 40, "crop": "centre"},
+                      val={"fraction": 0.3, "holdout": "photos", "render": "bench", "size": 40, "every": 2,
+                           "batches": 2})
+    train, val = _datasets(cfg, TrainJob(cfg, run_dir=tmp_path, output=""))
+    assert train.cfg.crop == "centre" and train.cfg.size == 32 and "all_sharp" in train.cfg.scene_probs
+    assert val.cfg.size == 40 and val.cfg.crop == "centre"
+    infos = [render_sample(val.source, i, val.seed, val.cfg)[2] for i in range(len(val))]
+    assert not {"all_sharp", "all_blurred"} & {inf["scene"] for inf in infos}
+    assert all(inf["crop"][2:] == [40, 40] for inf in infos)  # native scale: a 40 px window, not resized
+    assert {inf["source"] for inf in infos} == {val.source.relative_name(i) for i in range(len(val.source))}
+    assert val[0]["image"].shape == (3, 40, 40)
+    events = list(run_training(TrainJob(cfg, run_dir=tmp_path / "run", output="")))
+    assert events[-1]["type"] == "done", events[-1]
+    assert any(e["type"] == "val" for e in events)
+
+
+def test_bench_style_validation_needs_held_out_photos_and_val_size_needs_it():
+    with pytest.raises(ConfigError, match="val.render"):
+        validate({"val": {"fraction": 0.1, "render": "bench"}}, "t.toml")
+    with pytest.raises(ConfigError, match="val.size"):
+        validate({"val": {"fraction": 0.1, "holdout": "photos", "size": 320}}, "t.toml")
+    with pytest.raises(ConfigError, match="data.crop"):
+        validate({"data": {"crop": "center"}}, "t.toml")

@@ -36,15 +36,9 @@ def add_parser(sub) -> None:
 
 
 def _config(args):
-    from dbd_core.data.synth import SynthConfig
+    from dbd_core.data.synth import SynthConfig, bench_render_config
 
-    cfg = SynthConfig(size=args.size)
-    if args.preset == "bench":
-        # Native-scale crops near the centre, and the all-sharp/all-blurred scene types are not drawn.
-        # A centre crop can still fall inside one layer (a few frames come out one-class); they stay,
-        # like real photos that are wholly sharp, and the metrics' empty-mask conventions apply.
-        cfg.crop = "centre"
-        cfg.scene_probs = {k: v for k, v in cfg.scene_probs.items() if k not in ("all_sharp", "all_blurred")}
+    cfg = bench_render_config(args.size) if args.preset == "bench" else SynthConfig(size=args.size)
     if args.coc_threshold is not None:
         cfg.coc_threshold = args.coc_threshold
     return cfg

@@ -67,6 +67,16 @@ class SynthConfig:
                    radius_range=(base.radius_range[0] * k, base.radius_range[1] * k), **kw)
 
 
+def bench_render_config(size: int = 320) -> SynthConfig:
+    """How ``dbd synth --preset bench`` renders: native-scale crops near the centre, and no all-sharp or
+    all-blurred scene. A centre crop can still fall inside one layer (a few frames come out one-class);
+    they stay, like real photos that are wholly sharp. Validation can render its held-out photos the same
+    way (``val.render = "bench"``), so that what selects the kept weights sees what the benchmark sees."""
+    cfg = SynthConfig(size=size, crop="centre")
+    cfg.scene_probs = {k: v for k, v in cfg.scene_probs.items() if k not in ("all_sharp", "all_blurred")}
+    return cfg
+
+
 def _loguniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 

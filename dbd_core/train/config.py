@@ -83,6 +83,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "path": (str, "", None),                # folder or .h5 for kind folder/hdf5
         "unlabelled": (str, "", None),          # student: folder of photos without masks (teacher targets only)
         "size": (int, 320, None),               # working crop size
+        # synthetic: "random" resized crops (shrinking a photo by up to cache_scale, which sharpens its
+        # texture) or "centre": native-scale crops near the centre, the scale of the benchmark's renders
+        "crop": (str, "random", ("random", "centre")),
         "length": (int, 2000, None),            # synthetic: items per epoch
         "batch_size": (int, 4, None),
         "workers": (int, 0, None),
@@ -101,6 +104,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         # model does on photos it has not learned, as the benchmark does ("items" holds out renders of
         # photos that training renders too). For folder/hdf5 data each item is a photo: both are the same.
         "holdout": (str, "items", ("items", "photos")),
+        # How held-out photos are rendered (holdout = "photos"): "train" as the training renders, or
+        # "bench" as `dbd synth --preset bench` (native-scale centre crops, no one-class scene) at val.size
+        "render": (str, "train", ("train", "bench")),
+        "size": (int, 0, None),                 # validation render size (0 = data.size)
         "every": (int, 0, None),                # steps between validations (0 = only at the end)
         "batches": (int, 0, None),              # 0 = the whole validation set
         "patience": (int, 0, None),             # early stopping after this many non-improving validations
@@ -156,6 +163,11 @@ def validate(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{source}: optim.betas: expected two numbers in [0, 1), got {betas!r}")
     if not 0 <= cfg["val"]["fraction"] < 1:
         raise ConfigError(f"{source}: val.fraction: must be in [0, 1), got {cfg['val']['fraction']!r}")
+    if cfg["val"]["render"] != "train" and cfg["val"]["holdout"] != "photos":
+        raise ConfigError(f"{source}: val.render = {cfg['val']['render']!r} renders held-out photos of their own: "
+                          "it needs val.holdout = \"photos\"")
+    if cfg["val"]["size"] and cfg["val"]["render"] == "train":
+        raise ConfigError(f"{source}: val.size: only a val.render = \"bench\" validation has a size of its own")
     if cfg["data"]["batch_size"] < 1 or cfg["run"]["steps"] < 1:
         raise ConfigError(f"{source}: data.batch_size and run.steps must be at least 1")
     if not all(isinstance(p, str) for p in cfg["model"]["freeze"]):

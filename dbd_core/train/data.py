@@ -30,7 +30,7 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
         exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
         source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
         return SyntheticDataset(source, length=d["length"], seed=seed,
-                                cfg=SynthConfig(size=d["size"]))
+                                cfg=SynthConfig(size=d["size"], crop=d["crop"]))
     root = resolve_path(path or d["path"], cfg)
     if not root:
         raise DBDError(f"data.path: a {kind} dataset needs a path (or --data)")
@@ -91,10 +91,29 @@ def set_epoch(dataset, epoch: int) -> None:
         dataset = getattr(dataset, "dataset", None)
 
 
-def split_holdout_photos(dataset, fraction: float, seed: int):
+def train_and_validation(cfg: dict, dataset=None):
+    """(training set, validation set or None) as a run of ``cfg`` splits them (val.fraction, val.holdout,
+    val.render); tools that judge weights outside a run (benchmarks/interpolate_weights.py) see the same
+    held-out renders."""
+    train = dataset if dataset is not None else build_dataset(cfg)
+    v = cfg["val"]
+    if v["fraction"] <= 0:
+        return train, None
+    if v["holdout"] != "photos":
+        return split_holdout(train, v["fraction"], cfg["run"]["seed"])
+    render = None
+    if v["render"] == "bench":
+        from dbd_core.data.synth import bench_render_config
+
+        render = bench_render_config(v["size"] or cfg["data"]["size"])
+    return split_holdout_photos(train, v["fraction"], cfg["run"]["seed"], val_render=render)
+
+
+def split_holdout_photos(dataset, fraction: float, seed: int, val_render=None):
     """A synthetic dataset split by source photo: (renders of the training photos, renders of the held-out
     photos). The held-out renders use their own seed stream (``seed`` + 1), and there are about
-    ``fraction`` x the dataset's length of them, at least one per held-out photo."""
+    ``fraction`` x the dataset's length of them, at least one per held-out photo. ``val_render`` (a
+    SynthConfig) renders the held-out photos differently from the training ones (default: the same)."""
     from dbd_core.data.synth import SyntheticDataset
 
     if not isinstance(dataset, SyntheticDataset):
@@ -102,7 +121,7 @@ def split_holdout_photos(dataset, fraction: float, seed: int):
     train_src, val_src = dataset.source.split_photos(fraction, seed)
     n_val = max(len(val_src), int(round(len(dataset) * fraction)))
     return (SyntheticDataset(train_src, len(dataset), dataset.seed, dataset.cfg),
-            SyntheticDataset(val_src, n_val, dataset.seed + 1, dataset.cfg))
+            SyntheticDataset(val_src, n_val, dataset.seed + 1, val_render or dataset.cfg))
 
 
 def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:

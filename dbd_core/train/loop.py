@@ -175,14 +175,12 @@ def _freeze(model: nn.Module, prefixes: list[str], levels: int = 0) -> int:
 
 
 def _datasets(cfg: dict, job: TrainJob):
-    from dbd_core.train.data import build_dataset, split_holdout, split_holdout_photos
+    from dbd_core.train.data import build_dataset, train_and_validation
 
     train = job.train_dataset if job.train_dataset is not None else build_dataset(cfg)
-    val = job.val_dataset
-    if val is None and cfg["val"]["fraction"] > 0:
-        split = split_holdout_photos if cfg["val"]["holdout"] == "photos" else split_holdout
-        train, val = split(train, cfg["val"]["fraction"], cfg["run"]["seed"])
-    return train, val
+    if job.val_dataset is not None:
+        return train, job.val_dataset
+    return train_and_validation(cfg, train)
 
 
 def _held_out_photos(val_set) -> list[str]:

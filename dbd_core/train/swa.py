@@ -76,3 +76,20 @@ def recompute_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
             m.momentum = mom
         model.train(was_training)
     return n
+
+
+def interpolate_states(start: dict, end: dict, alpha: float) -> dict:
+    """``start + alpha * (end - start)`` for every floating-point tensor of two state dicts of one network
+    (WiSE-FT, Wortsman et al. 2022: between a released model and its continuation lie weights that keep
+    more of the first's calibration than the second and more of the second's gains than the first).
+    Integer buffers (BN step counts) come from ``end``. Both must have the same keys and shapes."""
+    if set(start) != set(end):
+        diff = sorted(set(start) ^ set(end))
+        raise ValueError(f"the two networks differ in their state: {', '.join(diff[:4])}")
+    out = {}
+    for k, b in end.items():
+        a = start[k]
+        if a.shape != b.shape:
+            raise ValueError(f"{k}: shape {tuple(a.shape)} vs {tuple(b.shape)}")
+        out[k] = torch.lerp(a.float(), b.float(), float(alpha)).to(b.dtype) if b.is_floating_point() else b.clone()
+    return out
