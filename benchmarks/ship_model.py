@@ -54,6 +54,18 @@ def run_segments(events_path: Path) -> dict:
     }
 
 
+def validation_protocol(val: dict) -> str:
+    """What the card's validation numbers were measured on, in words, from the recipe's [val]."""
+    if val.get("holdout") == "photos":
+        what = (f"renders of held-out source photos ({val['fraction']:g} of them, never rendered for training)"
+                + (f", rendered as the bench renders (native-scale centre crops at {val.get('size') or 'data.size'} px,"
+                   " no one-class scene)" if val.get("render") == "bench" else ", rendered as the training renders"))
+    else:
+        what = f"held-out synthetic renders of the training distribution ({val['fraction']:g} of the items)"
+    return f"{what}, {val.get('batches') or 'all'} batches, selected by val.score = {val.get('score')!r}; " \
+           "dbd_core.metrics.Evaluator"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", choices=["teacher", "student"])
@@ -93,8 +105,7 @@ def main(argv=None) -> int:
         "wall_time_s": run["wall_time_s"],
         "metrics": {"validation": summary.get("best_metrics") or summary.get("metrics"),
                     "best_step": summary.get("best_step"),
-                    "protocol": "held-out synthetic renders of the training distribution (val.fraction of the "
-                                "recipe), dbd_core.metrics.Evaluator"},
+                    "protocol": validation_protocol(cfg["val"])},
         "shipped_by": shlex.join(["python", "benchmarks/ship_model.py", *(argv if argv is not None else sys.argv[1:])]),
     }
     if args.teacher_weights:
