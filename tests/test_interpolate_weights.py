@@ -145,3 +145,4 @@ def test_the_kept_alpha_is_the_lowest_mae_within_the_rule_and_is_written(continu
     released, _ = load_model_file(start)
     want = interpolate_states(released.state_dict(), torch.load(ckpt, weights_only=False)["modules"]["model"], 0.5)
     assert all(torch.allclose(model.state_dict()[k].float(), want[k].float(), atol=1e-6) for k in want)
+
