@@ -123,3 +123,8 @@ def test_bench_style_validation_needs_held_out_photos_and_val_size_needs_it():
         validate({"val": {"fraction": 0.1, "holdout": "photos", "size": 320}}, "t.toml")
     with pytest.raises(ConfigError, match="data.crop"):
         validate({"data": {"crop": "center"}}, "t.toml")
+    # options the renderer alone carries out are refused for photo datasets, never silently ignored
+    with pytest.raises(ConfigError, match="data.crop"):
+        validate({"data": {"kind": "folder", "crop": "centre"}}, "t.toml")
+    with pytest.raises(ConfigError, match="val.render"):
+        validate({"data": {"kind": "hdf5"}, "val": {"fraction": 0.1, "holdout": "photos", "render": "bench"}}, "t.toml")

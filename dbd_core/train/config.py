@@ -166,6 +166,12 @@ def validate(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any]]:
     if cfg["val"]["render"] != "train" and cfg["val"]["holdout"] != "photos":
         raise ConfigError(f"{source}: val.render = {cfg['val']['render']!r} renders held-out photos of their own: "
                           "it needs val.holdout = \"photos\"")
+    synthetic = cfg["data"]["kind"] == "synthetic"
+    if cfg["data"]["crop"] != "random" and not synthetic:
+        raise ConfigError(f"{source}: data.crop: only synthetic data is cropped by the renderer "
+                          f"(data.kind = {cfg['data']['kind']!r})")
+    if cfg["val"]["render"] != "train" and not synthetic:
+        raise ConfigError(f"{source}: val.render: only synthetic data is rendered (data.kind = {cfg['data']['kind']!r})")
     if cfg["val"]["size"] and cfg["val"]["render"] == "train":
         raise ConfigError(f"{source}: val.size: only a val.render = \"bench\" validation has a size of its own")
     if cfg["data"]["batch_size"] < 1 or cfg["run"]["steps"] < 1:
