@@ -36,26 +36,34 @@ def _alphas(text: str) -> list[float]:
 
 def _end_state(path: str, swa: bool, start_model) -> dict:
     """The continuation's state dict from a weights file or a training checkpoint (same network as start)."""
-    import torch
-
-    from dbd_core.train.checkpoint import FORMAT as CKPT, load_checkpoint
+    from dbd_core.errors import InputError
+    from dbd_core.train.checkpoint import load_checkpoint
     from dbd_core.weights import load_model_file
 
-    head = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    if isinstance(head, dict) and head.get("format") == CKPT:
-        payload = load_checkpoint(path)
-        arch, kwargs = payload["arch"]["model"]
-        state = payload["modules"]["model"]
-        if swa:
-            mean = ((payload.get("extra") or {}).get("swa") or {}).get("mean")
-            if not mean:
-                raise SystemExit(f"{path}: the checkpoint holds no weight average ([swa] off, or no snapshot yet)")
-            state = {k: (mean[k].to(v.dtype) if k in mean else v) for k, v in state.items()}
+    # The weights loader first (weights_only, and it checks the card's sha256); a training checkpoint is
+    # what it refuses, so each file is read as what it is, once.
+    try:
+        end_model, _ = load_model_file(path)
+    except InputError as not_weights:
+        try:
+            payload = load_checkpoint(path)
+        except InputError:
+            raise SystemExit(f"{not_weights}; nor is it a training checkpoint") from None
     else:
         if swa:
             raise SystemExit("--end-swa needs a run's checkpoint.pt, not a weights file")
-        end_model, _ = load_model_file(path)
-        arch, kwargs, state = end_model.arch_name, end_model.arch_kwargs, end_model.state_dict()
+        return _same_network(path, end_model.arch_name, end_model.arch_kwargs, start_model, end_model.state_dict())
+    arch, kwargs = payload["arch"]["model"]
+    state = payload["modules"]["model"]
+    if swa:
+        mean = ((payload.get("extra") or {}).get("swa") or {}).get("mean")
+        if not mean:
+            raise SystemExit(f"{path}: the checkpoint holds no weight average ([swa] off, or no snapshot yet)")
+        state = {k: (mean[k].to(v.dtype) if k in mean else v) for k, v in state.items()}
+    return _same_network(path, arch, kwargs, start_model, state)
+
+
+def _same_network(path, arch, kwargs, start_model, state: dict) -> dict:
     if (arch, dict(kwargs)) != (start_model.arch_name, dict(start_model.arch_kwargs)):
         raise SystemExit(f"{path}: network {arch} {kwargs} is not the start's {start_model.arch_name} "
                          f"{start_model.arch_kwargs}")

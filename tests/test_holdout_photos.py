@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from skimage import data as skdata
 
 from dbd_core.data.synth import SharpPhotoSource, SynthConfig, SyntheticDataset, render_sample
 from dbd_core.train.config import ConfigError, validate
 from dbd_core.train.data import split_holdout_photos
 from dbd_core.train.loop import TrainJob, run_training
-from train_fixtures import tiny_config
+from train_fixtures import tiny_config, write_sharp_photos
 
 torch.set_num_threads(1)
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "camera", "coins", "moon", "page", "text", "horse")
 
 
-def _write(root, names):
-    for name in names:
-        img = getattr(skdata, name)()
-        img = img.astype(np.uint8) if img.dtype != bool else (img * 255).astype(np.uint8)
-        if img.ndim == 2:
-            img = np.dstack([img] * 3)
-        img = cv2.resize(img[..., :3], (96, 80), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(root / f"{name}.png"), img[..., ::-1])
-
-
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sharp_holdout")
-    _write(root, PHOTOS)
+    write_sharp_photos(root, PHOTOS)
     return root
 
 
@@ -48,7 +36,7 @@ def test_split_photos_is_disjoint_complete_and_stable_when_photos_are_added(phot
     # a photo's side depends on its name alone: a smaller folder keeps the same photos held out
     small = tmp_path / "small"
     small.mkdir()
-    _write(small, PHOTOS[:6])
+    write_sharp_photos(small, PHOTOS[:6])
     sv = SharpPhotoSource(small, "all").split_photos(0.3, seed=5)[1]
     assert {sv.relative_name(i) for i in range(len(sv))} == vn & {f"{n}.png" for n in PHOTOS[:6]}
     # each side loads its own photos, not the parent's by index (the photos all have one size: compare pixels)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-import cv2
-import numpy as np
 import pytest
 import torch
-from skimage import data as skdata
 
 from bench_scripts import load_script
 from dbd_core.nets import build_model
@@ -19,7 +16,7 @@ from dbd_core.train.loop import TrainJob, run_training
 from dbd_core.train.swa import interpolate_states
 from dbd_core.train.validate import evaluate
 from dbd_core.weights import load_model_file, save_model
-from train_fixtures import tiny_config
+from train_fixtures import tiny_config, write_sharp_photos
 
 torch.set_num_threads(1)
 
@@ -46,11 +43,7 @@ def continued_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("interp")
     photos = root / "sharp"
     photos.mkdir()
-    for name in ("astronaut", "coffee", "rocket", "chelsea", "camera", "coins", "moon", "horse"):
-        img = getattr(skdata, name)()
-        img = (img * 255).astype(np.uint8) if img.dtype == bool else img.astype(np.uint8)
-        img = np.dstack([img] * 3) if img.ndim == 2 else img[..., :3]
-        cv2.imwrite(str(photos / f"{name}.png"), cv2.resize(img, (96, 80), interpolation=cv2.INTER_AREA)[..., ::-1])
+    write_sharp_photos(photos, ("astronaut", "coffee", "rocket", "chelsea", "camera", "coins", "moon", "horse"))
     torch.manual_seed(0)
     start = save_model(root / "released.pt", build_model("tiny", width=8))
     cfg_text = f"""
@@ -122,6 +115,8 @@ def test_a_continuation_equal_to_the_start_writes_nothing(continued_run, capsys)
     assert script.main(["--config", str(recipe), "--start", str(start), "--end", str(start), "--alphas", "1",
                         "--out", str(out), "--threads", "1"]) == 0
     assert not out.exists() and "nothing written" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="recipe.toml: not a readable dbd weights file.*nor is it a training checkpoint"):
+        script.main(["--config", str(recipe), "--start", str(start), "--end", str(recipe)])
     with pytest.raises(SystemExit, match="end-swa"):
         script.main(["--config", str(recipe), "--start", str(start), "--end", str(start), "--end-swa"])
 

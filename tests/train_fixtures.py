@@ -1,4 +1,4 @@
-"""Small in-memory data and networks for the training tests (no files, no shared data)."""
+"""Small data and networks for the training tests (made here, never from shared data)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,17 @@ def tiny_config(kind: str = "teacher", steps: int = 40, **over) -> dict:
 
 def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def write_sharp_photos(root, names, size=(96, 80)) -> None:
+    """scikit-image's bundled photos, shrunk to ``size`` (w, h), as PNGs in ``root``: a folder of sharp source
+    photos for synthetic-data runs (grey ones become 3-channel, binary ones 0/255)."""
+    import cv2
+    import numpy as np
+    from skimage import data as skdata
+
+    for name in names:
+        img = getattr(skdata, name)()
+        img = (img * 255).astype(np.uint8) if img.dtype == bool else img.astype(np.uint8)
+        img = np.dstack([img] * 3) if img.ndim == 2 else img[..., :3]
+        cv2.imwrite(str(root / f"{name}.png"), cv2.resize(img, size, interpolation=cv2.INTER_AREA)[..., ::-1])
