@@ -136,7 +136,8 @@ def predictor_info(predictor) -> dict:
 
     source = getattr(predictor, "source", None)
     sha = sha256_file(source) if source and Path(source).is_file() else None
-    return {"model": getattr(predictor, "name", str(predictor)), "weights": source, "weights_sha256": sha}
+    return {"model": getattr(predictor, "name", str(predictor)), "weights": source, "weights_sha256": sha,
+            "tta": getattr(predictor, "tta", "none")}
 
 
 # ---------------------------------------------------------------- the run

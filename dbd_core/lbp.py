@@ -139,7 +139,7 @@ def lbp_blur_map(rgb: np.ndarray, windows=WINDOWS, threshold: float = T_LBP, ref
 class LBPPredictor(Predictor):
     """The LBP baseline behind the common Predictor API (no weights, no training)."""
 
-    def __init__(self, work_size: int | None = None, windows=WINDOWS, threshold: float = T_LBP):
+    def __init__(self, work_size: int | None = None, windows=WINDOWS, threshold: float = T_LBP, tta: str = "none"):
         work_size = int(work_size or LBP_WORK_SIZE)
         # Windows are defined at LBP_WORK_SIZE; scale them with the working size so a different
         # --work-size measures the same scene footprint.
@@ -147,7 +147,7 @@ class LBPPredictor(Predictor):
         card = {"name": "lbp", "method": "Yi & Eramian 2016, LBP sharpness (riu2, P=8, R=1)",
                 "t_lbp": threshold, "windows": list(scaled), "work_size": work_size,
                 "refinement": "guided filter (substitute for alpha matting)", "trained": False}
-        super().__init__("lbp", card, work_size, source="built-in (no weights)")
+        super().__init__("lbp", card, work_size, source="built-in (no weights)", tta=tta)
         self.windows = scaled
         self.threshold = threshold
 

@@ -71,6 +71,19 @@ def test_predict_lbp_npy_and_overwrite(photos, tmp_path, capsys):
     assert main(["predict", *good, "--model", "lbp", "--out", str(out), "--format", "npy", "--overwrite"]) == 0
 
 
+def test_predict_hflip_tta_writes_the_mirror_averaged_map(photos, tmp_path, tiny_weights):
+    from dbd_core.predict import load_predictor
+
+    wide = photos / "wide.png"
+    out = tmp_path / "maps"
+    assert main(["predict", str(wide), "--weights", str(tiny_weights), "--out", str(out), "--format", "npy",
+                 "--tta", "hflip"]) == 0
+    expected = load_predictor(tiny_weights, threads=1, tta="hflip").predict(wide)
+    np.testing.assert_allclose(np.load(out / "wide.npy"), expected, atol=1e-5)
+    plain = load_predictor(tiny_weights, threads=1).predict(wide)
+    assert not np.allclose(expected, plain, atol=1e-4)
+
+
 def test_stem_collision_is_reported(tmp_path, rng, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):

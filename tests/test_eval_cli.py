@@ -188,3 +188,20 @@ def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["n_images"] == 1 and r["model"] == "lbp" and r["per_image"][0]["name"] == "cat"
     assert r["per_image"][0]["blurred_fraction_gt"] == pytest.approx(40 / 96)
+
+
+def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):
+    formats = pytest.importorskip("dbd_core.data.formats")
+    photo = cv2.resize(chelsea, (96, 64), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :40] = 1
+    with formats.open_writer(tmp_path / "set") as w:
+        w.add("cat", photo, mask)
+    code, out, err = dbd("--model", "lbp", "--tta", "hflip", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["tta"] == "hflip"
+    (tmp_path / "maps").mkdir()
+    dirs = make_set(tmp_path / "maps", chelsea)
+    code, out, err = dbd("--pred", dirs["pred"], "--gt", dirs["gt_bw"], "--gt-polarity", "blur-white",
+                         "--tta", "hflip")
+    assert code != 0 and "--tta" in err and "Traceback" not in err

@@ -132,6 +132,24 @@ def test_deterministic(tiny_file, rng):
     assert all(np.array_equal(a, b) for a, b in zip(p.predict_batch([x, x]), [p.predict(x)] * 2))
 
 
+def test_hflip_tta_averages_the_mirror_and_is_mirror_equivariant(tiny_file, rng):
+    plain = load_predictor(tiny_file[0], threads=1, jit=False)
+    tta = load_predictor(tiny_file[0], threads=1, jit=False, tta="hflip")
+    x = rng.integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(x[:, ::-1])
+    expected = 0.5 * (plain.predict_small(x) + plain.predict_small(mirror)[:, ::-1])
+    np.testing.assert_allclose(tta.predict_small(x), expected, atol=1e-6)
+    assert not np.allclose(tta.predict_small(x), plain.predict_small(x), atol=1e-4)  # it does change the map
+    # the averaged map of the mirrored photo is the mirrored map, exactly what the plain net is not
+    np.testing.assert_allclose(tta.predict_small(mirror), tta.predict_small(x)[:, ::-1], atol=1e-6)
+    full = tta.predict(x)
+    assert full.shape == x.shape[:2] and 0.0 <= full.min() and full.max() <= 1.0
+    assert " tta=hflip " in repr(tta) and " tta=" not in repr(plain)
+    assert load_predictor("lbp", tta="hflip").tta == "hflip"
+    with pytest.raises(ValueError, match="tta"):
+        load_predictor(tiny_file[0], tta="vflip")
+
+
 def test_from_model_keeps_training_mode(rng):
     model = build_model("tiny").train()
     p = Predictor.from_model(model, name="live")

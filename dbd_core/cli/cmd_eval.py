@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dbd_core.errors import InputError
+from dbd_core.cli.cmd_predict import TTA_CHOICES
 from dbd_core.images import POLARITIES
 
 # Short protocol tags for the table; the full wording goes to --json (metrics.PROTOCOLS).
@@ -44,6 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write all numbers, protocols and per-image scores")
     p.add_argument("--curves", type=Path, metavar="DIR", help="write pr.png, f_threshold.png, roc.png here")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="with --model/--weights: hflip averages each map with its mirror's (default none)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N pairs (by name)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
@@ -62,6 +65,8 @@ def _progress(quiet: bool):
 def _check_args(args) -> None:
     if args.limit is not None and args.limit < 1:
         raise InputError(None, "--limit must be >= 1")
+    if args.pred is not None and args.tta != "none":
+        raise InputError(args.pred, "--tta applies to a model run; saved maps are scored as they are")
     if args.data is not None:
         if args.gt is not None or args.images is not None:
             raise InputError(args.data, "give either --data or --images/--gt, not both")
@@ -85,7 +90,7 @@ def run(args) -> int:
     if args.pred is None:
         from dbd_core.predict import load_predictor
 
-        predictor = load_predictor(args.model if args.model else args.weights, threads=args.threads)
+        predictor = load_predictor(args.model if args.model else args.weights, threads=args.threads, tta=args.tta)
     elif args.threads:
         from dbd_core.predict import set_threads
 

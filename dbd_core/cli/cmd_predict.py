@@ -12,6 +12,7 @@ import numpy as np
 from dbd_core.errors import InputError
 
 FORMATS = ("png", "npy")
+TTA_CHOICES = ("none", "hflip")  # dbd_core.predict.TTA_MODES, without importing torch to build the parser
 
 
 def add_parser(sub) -> None:
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda, cuda:1, ...)")
     p.add_argument("--work-size", type=int, default=None, metavar="PX",
                    help="long side of the working resolution (default: 320 networks, 480 lbp)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="test-time augmentation: hflip averages each map with its mirror's "
+                        "(better maps, twice the network time; default none)")
     p.add_argument("--recursive", action="store_true", help="also take photos in sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="only errors and the summary")
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError(None, "--threads must be >= 1")
     name = args.weights or args.model or "student"
-    predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size)
+    predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size,
+                               tta=args.tta)
     paths = expand_paths(args.paths, recursive=args.recursive)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
