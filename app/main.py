@@ -11,6 +11,7 @@ from app.models import ROLES, ModelProvider
 from dbd_core.atomic import atomic_path
 from dbd_core.images import expand_paths
 from dbd_core.paths import demo_dir
+from dbd_core.tta import TTA_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default="teacher", help="model for the teacher view: teacher, student, lbp or a weights file")
     p.add_argument("--student", default="student", help="model for the student view (same choices)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="hflip: average each map with its mirror's (better maps, twice the network time)")
     p.add_argument("--screenshot", metavar="FILE", help="save a screenshot once the first photo's maps are done, then exit")
     p.add_argument("--size", default="1600x950", help="window size WxH (screenshots)")
     return p
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
     qapp.setApplicationName("dbd-studio")
     apply_theme(qapp)
-    provider = ModelProvider({"teacher": args.teacher, "student": args.student}, threads=args.threads)
+    provider = ModelProvider({"teacher": args.teacher, "student": args.student}, threads=args.threads,
+                             tta=args.tta)
     try:
         win = MainWindow(provider, project=args.project)
     except DBDError as e:

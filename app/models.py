@@ -30,9 +30,10 @@ class FunctionPredictor:
 
 
 class ModelProvider:
-    def __init__(self, specs: dict | None = None, threads: int | None = None):
+    def __init__(self, specs: dict | None = None, threads: int | None = None, tta: str = "none"):
         self.specs = dict(specs or {"teacher": "teacher", "student": "student"})
         self.threads = threads
+        self.tta = tta  # for models loaded by name or path (dbd_core.tta.TTA_MODES)
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()
         self._labels: dict[str, str] = {}
@@ -63,7 +64,7 @@ class ModelProvider:
                         # No TorchScript traces here: a trace stalls its photo's maps for 0.6-1.4 s and
                         # saves 5-15 ms per photo of a pipeline that takes ~500 ms at 12 MP; a studio
                         # session never earns it back (predict.JIT_TRACE_AFTER).
-                        spec = load_predictor(spec, threads=self.threads, jit=False)
+                        spec = load_predictor(spec, threads=self.threads, jit=False, tta=self.tta)
                 self._loaded[role] = spec
             return self._loaded[role]
 

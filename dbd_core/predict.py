@@ -6,10 +6,7 @@ stretch the blur anisotropically, and the networks are fully convolutional (they
 internally). The low-resolution map is brought back to the photo's full size with the fast guided
 filter (dbd_core.upsample) so its edges follow the photo's edges.
 
-Test-time augmentation (``tta="hflip"``): the map of the photo and the mirrored map of the mirrored photo
-are averaged. Photos are left-right symmetric in distribution (not up-down: skies sit on top, and the
-training never flips vertically), so the mirror is a second, equally valid look at the same scene; on the
-benchmark set it lowers the teacher's MAE and log-loss at twice the network time (numbers in the README).
+Test-time augmentation (``tta="hflip"``, dbd_core.tta) averages the map with the mirrored photo's.
 
 Output: float32 HxW in [0,1], 1 = blurred, same height and width as the input photo.
 """
@@ -29,12 +26,12 @@ from dbd_core.errors import InputError
 from dbd_core.images import read_image, to_rgb8
 from dbd_core.nets.frozen import FrozenForward
 from dbd_core.nets.registry import predict_logits
+from dbd_core.tta import augmented_map, check_tta
 from dbd_core.upsample import DEFAULT_EPS, guided_upsample
 
 DEFAULT_WORK_SIZE = 320
 MODEL_NAMES = ("teacher", "student", "lbp")
 MIN_SHORT_SIDE = 32  # below this a network's deepest stage sees less than one pixel
-TTA_MODES = ("none", "hflip")
 
 
 def working_size(h: int, w: int, work_size: int) -> tuple[int, int]:
@@ -59,10 +56,8 @@ class Predictor:
 
     def __init__(self, name: str, card: dict | None = None, work_size: int = DEFAULT_WORK_SIZE,
                  source: str | None = None, guided_eps: float = DEFAULT_EPS, tta: str = "none"):
-        if tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
         self.name = name
-        self.tta = tta
+        self.tta = check_tta(tta)
         self.card = dict(card or {})
         self.work_size = int(work_size)
         self.source = source  # where the model comes from (weights path, "built-in", "in memory")
@@ -80,11 +75,7 @@ class Predictor:
 
     def _map_small(self, rgb_small: np.ndarray) -> np.ndarray:
         """The working-resolution map, with the predictor's test-time augmentation."""
-        low = np.asarray(self._predict_small(rgb_small), np.float32)
-        if self.tta == "hflip":
-            mirrored = np.asarray(self._predict_small(np.ascontiguousarray(rgb_small[:, ::-1])), np.float32)
-            low = 0.5 * (low + mirrored[:, ::-1])
-        return low
+        return augmented_map(self._predict_small, rgb_small, self.tta)
 
     def load_rgb(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
         if isinstance(image_or_path, (str, os.PathLike)):

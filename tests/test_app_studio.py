@@ -294,3 +294,12 @@ def test_screenshot_mode_end_to_end(tmp_path, chelsea, coffee):
     assert img is not None and img.shape[:2] == (700, 1000) and "(1000x700)" in r.stdout
     assert img.std() > 20  # a real picture, not a blank window
     assert "Traceback" not in r.stderr
+
+
+def test_tta_option_reaches_the_models_loaded_by_name():
+    from app.main import build_parser
+
+    args = build_parser().parse_args(["--teacher", "lbp", "--student", "lbp", "--tta", "hflip"])
+    provider = ModelProvider({"teacher": args.teacher, "student": args.student}, tta=args.tta)
+    assert provider.get("teacher").tta == "hflip" and provider.get("student").tta == "hflip"
+    assert ModelProvider({"teacher": "lbp"}).get("teacher").tta == "none"

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from dbd_core.errors import InputError
-from dbd_core.cli.cmd_predict import TTA_CHOICES
 from dbd_core.images import POLARITIES
+from dbd_core.tta import TTA_MODES
 
 # Short protocol tags for the table; the full wording goes to --json (metrics.PROTOCOLS).
 TABLE = [
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write all numbers, protocols and per-image scores")
     p.add_argument("--curves", type=Path, metavar="DIR", help="write pr.png, f_threshold.png, roc.png here")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
-    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="with --model/--weights: hflip averages each map with its mirror's (default none)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N pairs (by name)")
     p.add_argument("--quiet", action="store_true", help="no progress line")

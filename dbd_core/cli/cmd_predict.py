@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from dbd_core.errors import InputError
+from dbd_core.tta import TTA_MODES
 
 FORMATS = ("png", "npy")
-TTA_CHOICES = ("none", "hflip")  # dbd_core.predict.TTA_MODES, without importing torch to build the parser
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda, cuda:1, ...)")
     p.add_argument("--work-size", type=int, default=None, metavar="PX",
                    help="long side of the working resolution (default: 320 networks, 480 lbp)")
-    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: hflip averages each map with its mirror's "
                         "(better maps, twice the network time; default none)")
     p.add_argument("--recursive", action="store_true", help="also take photos in sub-folders")
