@@ -11,6 +11,8 @@ whatever results exist in --results):
   bench    `dbd bench --json results/bench.json` (a subprocess, so its memory figures are its own)
   figures  real photos (skimage coffee, chelsea): photo | teacher | student | lbp maps -> figures/photo_*.png
   curves   training curves from the events.jsonl files (--events NAME=FILE) -> figures/training_<name>.png
+  tta      teacher and student with flip test-time augmentation (`dbd eval --tta hflip`) on the same set
+           -> results/eval_<model>_hflip.json; a table beside the plain runs' numbers
   sensitivity  mean map vs a uniform defocus radius on the bench's source photos (BSDS500 test, from --sharp;
            dbd_core.sensitivity) -> results/sensitivity.json + figures/sensitivity.png
 """
@@ -33,7 +35,8 @@ sys.path.insert(0, str(REPO))
 from dbd_core.atomic import write_json, write_text  # noqa: E402
 
 MODELS = ("teacher", "student", "lbp")
-PARTS = ("eval", "bench", "figures", "curves", "sensitivity")
+PARTS = ("eval", "bench", "figures", "curves", "sensitivity", "tta")
+TTA_MODELS = ("teacher", "student")
 METRICS = (("mae", "MAE"), ("f_beta", "F-beta"), ("max_f", "max-F"), ("auc_roc", "AUC"), ("iou", "IoU"))
 
 
@@ -41,39 +44,80 @@ def _model_source(name: str, args) -> str:
     return str(getattr(args, f"weights_{name}", None) or name)
 
 
-def _predictor(name: str, args):
+def _predictor(name: str, args, tta: str = "none"):
     from dbd_core.predict import load_predictor
 
-    return load_predictor(_model_source(name, args), threads=args.threads)
+    return load_predictor(_model_source(name, args), threads=args.threads, tta=tta)
 
 
 # ---------------------------------------------------------------- eval
 
 def part_eval(args, log: list[str]) -> None:
-    from dbd_core.data.formats import open_dataset_reader
-    from dbd_core.evaluate import evaluate
     from dbd_core.plots import save_curves
 
+    _ensure_bench(args, log)
+    curves = {}
+    for name in MODELS:
+        report = _eval_bench(name, args)
+        np.savez(args.results / f"curves_{name}.npz", **report.curves)
+        curves[name] = report.curves
+    save_curves(curves, args.figures, title_suffix=f"synthetic benchmark, {report.summary['n_images']} images")
+
+
+def _ensure_bench(args, log: list[str]) -> None:
     if not (args.bench_data / "dataset.json").is_file():
         if args.sharp is None:
             raise SystemExit(f"{args.bench_data}: no bench set there; give --sharp DIR to render it")
         _run(["dbd", "synth", "--preset", "bench", "--sharp", str(args.sharp), "--out", str(args.bench_data)], log)
-    curves = {}
-    for name in MODELS:
-        src = _model_source(name, args)
-        equivalent = shlex.join(["dbd", "eval", "--model" if src in MODELS else "--weights", src, "--data",
-                                 str(args.bench_data), "--threads", str(args.threads)]
-                                + (["--limit", str(args.limit)] if args.limit else []))
-        print(f"make_report: eval {name}: {equivalent}", file=sys.stderr, flush=True)
-        with open_dataset_reader(args.bench_data) as reader:
-            report = evaluate(dataset=reader, predictor=_predictor(name, args), limit=args.limit)
-        doc = report.to_json()
-        doc["command"] = equivalent
-        doc["dataset"] = {"data": str(args.bench_data)}
-        write_json(args.results / f"eval_{name}.json", doc)
-        np.savez(args.results / f"curves_{name}.npz", **report.curves)
-        curves[name] = report.curves
-    save_curves(curves, args.figures, title_suffix=f"synthetic benchmark, {report.summary['n_images']} images")
+
+
+def _eval_bench(name: str, args, tta: str = "none"):
+    """Evaluate one model on the bench in-process (to keep the curves) -> the report; writes
+    results/eval_<name>[_<tta>].json with the equivalent `dbd eval` command."""
+    from dbd_core.data.formats import open_dataset_reader
+    from dbd_core.evaluate import evaluate
+
+    src = _model_source(name, args)
+    equivalent = shlex.join(["dbd", "eval", "--model" if src in MODELS else "--weights", src, "--data",
+                             str(args.bench_data), "--threads", str(args.threads)]
+                            + (["--tta", tta] if tta != "none" else [])
+                            + (["--limit", str(args.limit)] if args.limit else []))
+    print(f"make_report: eval {name}: {equivalent}", file=sys.stderr, flush=True)
+    with open_dataset_reader(args.bench_data) as reader:
+        report = evaluate(dataset=reader, predictor=_predictor(name, args, tta), limit=args.limit)
+    doc = report.to_json()
+    doc["command"] = equivalent
+    doc["dataset"] = {"data": str(args.bench_data)}
+    write_json(args.results / (f"eval_{name}.json" if tta == "none" else f"eval_{name}_{tta}.json"), doc)
+    return report
+
+
+def part_tta(args, log: list[str]) -> None:
+    _ensure_bench(args, log)
+    for name in TTA_MODELS:
+        _eval_bench(name, args, "hflip")
+
+
+def _tta_section(args, evals: dict, commands: dict) -> list[str]:
+    flips = {m: _load(args.results / f"eval_{m}_hflip.json") for m in TTA_MODELS}
+    if not any(flips.values()):
+        return []
+    keys = (*METRICS, ("nll", "log-loss"))
+    lines = ["", "## Test-time augmentation", "",
+             "`--tta hflip` (dbd predict, dbd eval, dbd-studio) averages each map with the mirrored map of the "
+             "mirrored photo: twice the network time, for a map that is exactly mirror-equivariant. Same bench set; "
+             "ms = wall time of `Predictor.predict` per 320x320 render in the evaluation run (resize, network(s), "
+             "guided upsampling).", "",
+             "| model | TTA | " + " | ".join(t for _, t in keys) + " | ms per render | weights sha256 |",
+             "|---|---|" + "---:|" * (len(keys) + 1) + "---|"]
+    for name in TTA_MODELS:
+        for tta, e in (("none", evals.get(name)), ("hflip", flips[name])):
+            if e:
+                lines.append(f"| {name} | {tta} | " + " | ".join(_f(e.get(k), ".4f") for k, _ in keys)
+                             + f" | {_f(e.get('ms_per_image'), '.1f')} | {(e.get('weights_sha256') or 'n/a')[:12]} |")
+    lines += [""] + [f"- {name} + hflip: `{flips[name]['command']}`" for name in TTA_MODELS if flips[name]]
+    lines.append(f"- run here by `{commands['tta']}`")
+    return lines
 
 
 # ---------------------------------------------------------------- bench
@@ -294,6 +338,7 @@ def write_results(args, commands: dict[str, str]) -> Path:
         for r in bench["models"]:
             if "error" in r:
                 lines.append(f"- {r['model']}: not measured ({r['error']})")
+    lines += _tta_section(args, evals, commands)
     figs = [("pr.png", "Precision-recall"), ("f_threshold.png", "F-beta vs threshold"), ("roc.png", "ROC")]
     lines += ["", "## Curves on the benchmark set", ""]
     lines += [f"![{t}]({rel(args.figures / f)})" for f, t in figs if (args.figures / f).is_file()]
@@ -332,7 +377,7 @@ def write_results(args, commands: dict[str, str]) -> Path:
     lines += [f"python benchmarks/make_report.py ... --only {p}   # {what}" for p, what in
               (("eval", "quality numbers + PR/F/ROC"), ("bench", "speed/memory/size"),
                ("figures", "real-photo figures"), ("curves", "training curves"),
-               ("sensitivity", "map vs uniform blur radius"))]
+               ("sensitivity", "map vs uniform blur radius"), ("tta", "flip test-time augmentation"))]
     lines += ["```", ""]
     write_text(args.out, "\n".join(lines))
     return args.out
