@@ -6,7 +6,10 @@ one at 0.5 px: on a 320 px JPEG that difference is often invisible. This script 
 set by what its provenance records (scene type, layer radii, blurred share) and scores each part
 with the same protocol as ``dbd eval`` (maps from the Predictor, MAE and F-beta at 0.5 per image).
 
-    python benchmarks/error_breakdown.py --data BENCH --models teacher,student [--out FILE.md]
+    python benchmarks/error_breakdown.py --data BENCH --models teacher,student [--screen SCREEN.json] [--out FILE.md]
+
+``--screen``: a screen file of the bench's source photos (``dbd screen --split test``) adds the renders whose
+source photo carries natural defocus of its own, which the renderer labels sharp all the same.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def _radii(prov: dict) -> list[float]:
     return [float(x) for x in out]
 
 
-def subsets(samples: list[dict]) -> dict[str, list[int]]:
+def subsets(samples: list[dict], screen: dict | None = None) -> dict[str, list[int]]:
     prov = [s["provenance"] for s in samples]
     near = {i for i, p in enumerate(prov) if any(NEAR[0] < r < NEAR[1] for r in _radii(p))}
     two = {i for i, p in enumerate(prov) if p.get("scene") in ("sharp_object", "blurred_object")}
@@ -44,6 +47,17 @@ def subsets(samples: list[dict]) -> dict[str, list[int]]:
              "two-layer scenes (sharp or blurred object)": two,
              f"two-layer scenes, no radius in ({NEAR[0]:g}, {NEAR[1]:g}) px": two - near,
              "nearly one class (< 2 % or > 98 % blurred)": one_class}
+    if screen is not None:
+        flagged = {ph["name"] for ph in screen["photos"] if ph["excluded"]}
+        known = {ph["name"] for ph in screen["photos"]}
+        missing = sorted({p.get("source") for p in prov} - known)
+        if missing:
+            raise SystemExit(f"screen file does not cover the bench's source photos, e.g. {missing[0]}")
+        natural = {i for i, p in enumerate(prov) if p.get("source") in flagged}
+        share = f"> {screen['exclude_above']:.0%} of the area above {screen['threshold']:g} (dbd screen)"
+        parts[f"source photo with natural defocus ({share})"] = natural
+        parts["source photo without it"] = every - natural
+        parts[f"without it, no radius in ({NEAR[0]:g}, {NEAR[1]:g}) px"] = every - natural - near
     for scene in sorted({p.get("scene") for p in prov}):
         parts[f"scene {scene}"] = {i for i, p in enumerate(prov) if p.get("scene") == scene}
     return {k: sorted(v) for k, v in parts.items()}
@@ -96,6 +110,8 @@ def main(argv=None) -> int:
                     help="comma-separated: teacher, student, lbp, a weights file, or LABEL=WEIGHTS (a run's "
                          "model.pt under a short column name, e.g. stage4=runs/teacher_stage4/model.pt)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--screen", type=Path, metavar="SCREEN.json",
+                    help="dbd screen file of the bench's source photos (--split test): adds natural-defocus subsets")
     ap.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
 
@@ -106,7 +122,8 @@ def main(argv=None) -> int:
     from dbd_core.predict import load_predictor
 
     samples = json.loads((args.data / "dataset.json").read_text(encoding="utf-8"))["samples"]
-    parts = subsets(samples)
+    screen = json.loads(args.screen.read_text(encoding="utf-8")) if args.screen else None
+    parts = subsets(samples, screen)
     sources = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.models.split(",") if m)
     models = list(sources)
     scores, anatomy = {}, {}
