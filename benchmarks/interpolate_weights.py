@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -83,6 +84,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write every alpha's metrics and the verdict here")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    from dbd_core.weights import card_path
+
+    if args.json and args.out and Path(args.json).resolve() == card_path(args.out).resolve():
+        raise SystemExit(f"--json {args.json} is the card of --out {args.out} (same stem, .json): the report would "
+                         "overwrite the card and its sha256; name it differently")
 
     import torch
 
@@ -122,7 +128,9 @@ def main(argv=None) -> int:
           f"photos; {verdict})")
     if not bn_same:
         print("note: the two ends' BatchNorm statistics differ (no freeze_bn): the interpolated statistics are approximate")
-    report = {"config": str(args.config), "start": str(args.start), "start_sha256": sha256_file(args.start),
+    report = {"command": shlex.join(["python", "benchmarks/interpolate_weights.py",
+                                     *(sys.argv[1:] if argv is None else argv)]),
+              "config": str(args.config), "start": str(args.start), "start_sha256": sha256_file(args.start),
               "end": str(args.end), "end_sha256": sha256_file(args.end), "held_out_renders": len(renders),
               "batchnorm_shared": bn_same, "alphas": rows, "kept_alpha": best["alpha"], "verdict": verdict}
     if args.out and best["alpha"] > 0:

@@ -3,6 +3,8 @@
     python benchmarks/ship_model.py teacher --run runs/teacher --config resources/configs/teacher.toml --half
     python benchmarks/ship_model.py student --run runs/student --config resources/configs/student.toml \
         --teacher-weights resources/models/teacher.pt
+    python benchmarks/ship_model.py teacher --run runs/teacher_stage12 --weights runs/teacher_stage12/interp.pt \
+        --config resources/configs/teacher_stage12.toml --half   # a WiSE-FT point (interpolate_weights.py)
     python benchmarks/record_bench_sample.py          # then: bench_sample metrics into the cards
 
 The card records the architecture, parameters, the recipe (path and full TOML text), the data, the wall time
@@ -71,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("name", choices=["teacher", "student"])
     ap.add_argument("--run", type=Path, required=True, help="run folder with model.pt and events.jsonl")
     ap.add_argument("--config", type=Path, required=True, help="the recipe the run used")
+    ap.add_argument("--weights", type=Path, help="the weights to ship (default: RUN/model.pt); an interpolation "
+                    "written by benchmarks/interpolate_weights.py brings its report into the card")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     ap.add_argument("--teacher-weights", type=Path, help="student: the teacher it was distilled from")
     ap.add_argument("--models-dir", type=Path, default=REPO / "resources" / "models")
@@ -83,6 +87,10 @@ def main(argv=None) -> int:
     from dbd_core.weights import load_model_file, save_model, sha256_file
 
     model, run_card = load_model_file(args.run / "model.pt")
+    interp = None
+    if args.weights is not None:
+        model, weights_card = load_model_file(args.weights)
+        interp = weights_card.get("interpolation")
     cfg = load_config(args.config)
     run = run_segments(args.run / "events.jsonl")
     summary = run["summary"]
@@ -108,6 +116,16 @@ def main(argv=None) -> int:
                     "protocol": validation_protocol(cfg["val"])},
         "shipped_by": shlex.join(["python", "benchmarks/ship_model.py", *(argv if argv is not None else sys.argv[1:])]),
     }
+    if interp is not None:
+        # The run's own choice (its best step) is not what ships: the interpolation's kept alpha is, chosen by
+        # the same rule on the same held-out renders, so its row is the card's validation.
+        kept = next(r for r in interp["alphas"] if r["alpha"] == interp["kept_alpha"])
+        card["interpolation"] = interp
+        card["metrics"]["validation"] = kept
+        card["metrics"]["best_step"] = None
+        card["metrics"]["selected"] = (f"WiSE-FT: alpha {interp['kept_alpha']:g} between {interp['start']} (sha256 "
+                                       f"{interp['start_sha256'][:12]}) and {interp['end']}; {interp['verdict']}")
+        card["recipe"]["command"] += " && " + interp.get("command", "python benchmarks/interpolate_weights.py ...")
     if args.teacher_weights:
         card["teacher"] = {"file": args.teacher_weights.name, "sha256": sha256_file(args.teacher_weights)}
     out = save_model(args.models_dir / f"{args.name}.pt", model, card, half=args.half)

@@ -83,10 +83,14 @@ batches = 2
 def test_every_alpha_is_scored_on_the_recipes_held_out_renders_and_the_rule_picks_one(continued_run):
     root, recipe, start, ckpt = continued_run
     script = load_script("interpolate_weights")
-    out, report = root / "interp.pt", root / "interp.json"
+    out, report = root / "interp.pt", root / "interp_report.json"
+    with pytest.raises(SystemExit, match="overwrite the card"):
+        script.main(["--config", str(recipe), "--start", str(start), "--end", str(ckpt),
+                     "--out", str(out), "--json", str(root / "interp.json")])
     assert script.main(["--config", str(recipe), "--start", str(start), "--end", str(ckpt), "--alphas", "0.5,1",
                         "--out", str(out), "--json", str(report), "--threads", "1"]) == 0
     rep = json.loads(report.read_text())
+    assert rep["command"].startswith("python benchmarks/interpolate_weights.py --config ")
     rows = {r["alpha"]: r for r in rep["alphas"]}
     # alpha 0 is the released model itself, scored on the held-out renders a run of the recipe validates on
     cfg = load_config(recipe)
