@@ -176,13 +176,19 @@ def test_overlay_of_several_models(tmp_path, rng):
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
-def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
+def one_cat_dataset(path, chelsea):
+    """A dbd dataset of one 96x64 sample, "cat", whose left 40 columns are blurred."""
     formats = pytest.importorskip("dbd_core.data.formats")
     photo = cv2.resize(chelsea, (96, 64), interpolation=cv2.INTER_AREA)
     mask = np.zeros((64, 96), np.uint8)
     mask[:, :40] = 1
-    with formats.open_writer(tmp_path / "set") as w:
+    with formats.open_writer(path) as w:
         w.add("cat", photo, mask)
+    return path
+
+
+def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
+    one_cat_dataset(tmp_path / "set", chelsea)
     code, out, err = dbd("--model", "lbp", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
     assert code == 0, err
     r = json.loads((tmp_path / "r.json").read_text())
@@ -191,12 +197,7 @@ def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
 
 
 def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):
-    formats = pytest.importorskip("dbd_core.data.formats")
-    photo = cv2.resize(chelsea, (96, 64), interpolation=cv2.INTER_AREA)
-    mask = np.zeros((64, 96), np.uint8)
-    mask[:, :40] = 1
-    with formats.open_writer(tmp_path / "set") as w:
-        w.add("cat", photo, mask)
+    one_cat_dataset(tmp_path / "set", chelsea)
     code, out, err = dbd("--model", "lbp", "--tta", "hflip", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
     assert code == 0, err
     assert json.loads((tmp_path / "r.json").read_text())["tta"] == "hflip"
