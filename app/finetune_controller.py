@@ -110,7 +110,7 @@ class FinetuneController(QObject):
         for d in (win.failures, win.map_seconds):
             for key in [k for k in d if k[1] == role]:
                 del d[key]
-        win.status_model.setText("models: " + ", ".join(f"{r}={win.provider.label(r)}" for r in win.provider.roles))
+        win.status_model.setText(win.provider.summary())
         if 0 <= win.row < len(win.entries):
             win._show_map(win.path_of(win.row), role)
             win.request_current()

@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.status_model, self.status_time, self.status_size = QLabel(), QLabel(), QLabel()
         for w in (self.status_model, self.status_time, self.status_size):
             self.statusBar().addPermanentWidget(w)
-        self.status_model.setText("models: " + ", ".join(f"{r}={self.provider.label(r)}" for r in self.provider.roles))
+        self.status_model.setText(self.provider.summary())
 
         self.session = AnnotationSession(store, persistent, self.maps_for, confirm or self._ask,
                                          model_labels=lambda: {r: self.provider.label(r) for r in self.provider.roles})

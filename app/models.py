@@ -50,6 +50,11 @@ class ModelProvider:
         spec = self.specs[role]
         return spec if isinstance(spec, str) else getattr(spec, "name", role)
 
+    def summary(self) -> str:
+        """One status-bar line: which model each view shows, and the test-time augmentation if any."""
+        text = "models: " + ", ".join(f"{r}={self.label(r)}" for r in self.roles)
+        return text if self.tta == "none" else f"{text} (tta {self.tta})"
+
     def get(self, role: str):
         """The predictor for ``role``; raises DBDError (e.g. WeightsMissingError) with a user message."""
         with self._lock:

@@ -302,4 +302,6 @@ def test_tta_option_reaches_the_models_loaded_by_name():
     args = build_parser().parse_args(["--teacher", "lbp", "--student", "lbp", "--tta", "hflip"])
     provider = ModelProvider({"teacher": args.teacher, "student": args.student}, tta=args.tta)
     assert provider.get("teacher").tta == "hflip" and provider.get("student").tta == "hflip"
+    assert provider.summary() == "models: teacher=lbp, student=lbp (tta hflip)"
     assert ModelProvider({"teacher": "lbp"}).get("teacher").tta == "none"
+    assert ModelProvider({"teacher": "lbp"}).summary() == "models: teacher=lbp"
