@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.bench_scripts import load_script
+from bench_scripts import load_script
 
 eb = load_script("error_breakdown")
 
