@@ -116,3 +116,31 @@ def test_bench_style_validation_needs_held_out_photos_and_val_size_needs_it():
         validate({"data": {"kind": "folder", "crop": "centre"}}, "t.toml")
     with pytest.raises(ConfigError, match="val.render"):
         validate({"data": {"kind": "hdf5"}, "val": {"fraction": 0.1, "holdout": "photos", "render": "bench"}}, "t.toml")
+
+
+def test_render_seed_gives_new_training_renders_and_the_same_held_out_ones(photo_dir):
+    from dbd_core.train.data import build_dataset, train_and_validation
+
+    def split(**data):
+        cfg = tiny_config("teacher", steps=1, data={"kind": "synthetic", "sharp": str(photo_dir), "split": "all",
+                                                    "size": 32, "length": 8, **data},
+                          val={"fraction": 0.3, "holdout": "photos", "render": "bench", "size": 32, "batches": 1})
+        return train_and_validation(cfg, build_dataset(cfg))
+
+    (t0, v0), (t1, v1), (t7, v7) = split(), split(render_seed=cfg_seed()), split(render_seed=7)
+    assert t1.seed == t0.seed and t7.seed == 7 != t0.seed  # -1 (default) means run.seed
+    assert v0.seed == v7.seed and v0.source.files == v7.source.files  # held out: same photos, same stream
+    for i in range(len(v0)):
+        assert torch.equal(v0[i]["image"], v7[i]["image"])
+    assert any(not torch.equal(t0[i]["image"], t7[i]["image"]) for i in range(len(t0)))
+
+
+def cfg_seed() -> int:
+    return tiny_config("teacher", steps=1)["run"]["seed"]
+
+
+def test_render_seed_is_refused_for_data_that_is_not_rendered(tmp_path):
+    cfg = tiny_config("teacher", steps=1)
+    cfg["data"].update(kind="folder", path=str(tmp_path), render_seed=3)
+    with pytest.raises(ConfigError, match="data.render_seed"):
+        validate(cfg, "t.toml")

@@ -87,6 +87,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         # texture) or "centre": native-scale crops near the centre, the scale of the benchmark's renders
         "crop": (str, "random", ("random", "centre")),
         "length": (int, 2000, None),            # synthetic: items per epoch
+        # synthetic: seed of the training renders (-1 = run.seed). A continuation that should see new renders
+        # of the same photos changes it; the held-out photos and their renders stay on run.seed.
+        "render_seed": (int, -1, None),
         "batch_size": (int, 4, None),
         "workers": (int, 0, None),
         "augment": (bool, True, None),
@@ -134,7 +137,7 @@ def _check_value(where: str, value, spec: tuple):
         raise ConfigError(f"{where}: expected {_type_name(typ)}, got {type(value).__name__} ({value!r})")
     if allowed is not None and value not in allowed:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-    if typ in (int, float) and value < 0 and not where.endswith(".seed"):
+    if typ in (int, float) and value < 0 and not where.endswith("seed"):  # run.seed, data.render_seed
         raise ConfigError(f"{where}: must not be negative ({value!r})")
     return value
 
@@ -169,6 +172,9 @@ def validate(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any]]:
     synthetic = cfg["data"]["kind"] == "synthetic"
     if cfg["data"]["crop"] != "random" and not synthetic:
         raise ConfigError(f"{source}: data.crop: only synthetic data is cropped by the renderer "
+                          f"(data.kind = {cfg['data']['kind']!r})")
+    if cfg["data"]["render_seed"] >= 0 and not synthetic:
+        raise ConfigError(f"{source}: data.render_seed: only synthetic data is rendered "
                           f"(data.kind = {cfg['data']['kind']!r})")
     if cfg["val"]["render"] != "train" and not synthetic:
         raise ConfigError(f"{source}: val.render: only synthetic data is rendered (data.kind = {cfg['data']['kind']!r})")

@@ -29,7 +29,7 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
 
         exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
         source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
-        return SyntheticDataset(source, length=d["length"], seed=seed,
+        return SyntheticDataset(source, length=d["length"], seed=seed if d["render_seed"] < 0 else d["render_seed"],
                                 cfg=SynthConfig(size=d["size"], crop=d["crop"]))
     root = resolve_path(path or d["path"], cfg)
     if not root:
@@ -111,7 +111,8 @@ def train_and_validation(cfg: dict, dataset=None):
 
 def split_holdout_photos(dataset, fraction: float, seed: int, val_render=None):
     """A synthetic dataset split by source photo: (renders of the training photos, renders of the held-out
-    photos). The held-out renders use their own seed stream (``seed`` + 1), and there are about
+    photos). The held-out renders use their own seed stream (``seed`` + 1, whatever seeds the training
+    renders: data.render_seed gives a run new training renders and the same held-out ones), and there are about
     ``fraction`` x the dataset's length of them, at least one per held-out photo. ``val_render`` (a
     SynthConfig) renders the held-out photos differently from the training ones (default: the same)."""
     from dbd_core.data.synth import SyntheticDataset
@@ -121,7 +122,7 @@ def split_holdout_photos(dataset, fraction: float, seed: int, val_render=None):
     train_src, val_src = dataset.source.split_photos(fraction, seed)
     n_val = max(len(val_src), int(round(len(dataset) * fraction)))
     return (SyntheticDataset(train_src, len(dataset), dataset.seed, dataset.cfg),
-            SyntheticDataset(val_src, n_val, dataset.seed + 1, val_render or dataset.cfg))
+            SyntheticDataset(val_src, n_val, seed + 1, val_render or dataset.cfg))
 
 
 def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
