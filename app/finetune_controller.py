@@ -101,9 +101,10 @@ class FinetuneController(QObject):
         self.win.provider.set_spec(role, spec, label)
         # Results of the old model already queued to this thread arrive before this posted call; it
         # then clears them, so no old map survives the swap.
-        QTimer.singleShot(0, lambda: self._refresh(role))
+        QTimer.singleShot(0, lambda: self.refresh(role))
 
-    def _refresh(self, role: str) -> None:
+    def refresh(self, role: str) -> None:
+        """Drop ``role``'s maps made by its previous model and ask for the current photo's again."""
         win = self.win
         win.maps.discard_where(lambda key: key[1] == role)
         win.display.discard_where(lambda key: key[1] == "diff")  # made from the old model's map

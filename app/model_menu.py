@@ -3,7 +3,7 @@ version, with its held-out metrics), and one-click fine-tune actions. Rebuilt wh
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QActionGroup
 
 
@@ -33,6 +33,12 @@ class ModelMenu(QObject):
             a.triggered.connect(lambda _=False, r=role: ctl.start(r))
         show = self.menu.addAction("Show fine-tune panel")
         show.triggered.connect(lambda: (ctl.dock.show(), ctl.dock.raise_()))
+        self.menu.addSeparator()
+        self.tta_action = self.menu.addAction("Average with the mirrored photo (2x time)")
+        self.tta_action.setCheckable(True)
+        self.tta_action.setChecked(self.win.provider.tta == "hflip")
+        self.tta_action.toggled.connect(self._set_tta)
+        self.menu.addSeparator()
         vs = ctl.versions()
         for role in self.win.provider.roles:
             sub = self.menu.addMenu(f"{role} model")
@@ -48,3 +54,9 @@ class ModelMenu(QObject):
                 group.addAction(act)
                 sub.addAction(act)
                 self.actions[(role, name)] = act
+
+    def _set_tta(self, on: bool) -> None:
+        # Posted, as a model swap is: maps of the old setting already queued to this thread arrive first
+        # and are then cleared, so none survives the switch.
+        for role in self.win.provider.set_tta("hflip" if on else "none"):
+            QTimer.singleShot(0, lambda r=role: self.ctl.refresh(r))

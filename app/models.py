@@ -89,6 +89,19 @@ class ModelProvider:
                 self._labels[role] = label
             self._epochs[role] = self.epoch(role) + 1
 
+    def set_tta(self, mode: str) -> list[str]:
+        """Switch test-time augmentation for the models loaded by name or path; returns their roles, whose
+        maps are now stale (they are reloaded lazily, and older results are not published)."""
+        from dbd_core.tta import check_tta
+
+        with self._publish_lock, self._lock:
+            self.tta = check_tta(mode)
+            roles = [r for r, spec in self.specs.items() if isinstance(spec, str)]
+            for role in roles:
+                self._loaded.pop(role, None)
+                self._epochs[role] = self.epoch(role) + 1
+        return roles
+
     def publish(self, role: str, epoch: int, emit: Callable[[], None]) -> bool:
         """Call ``emit`` (a worker's signal) only if ``role`` still has the model of ``epoch``. Under
         the same lock as set_spec, so a result is either sent before a swap or dropped."""

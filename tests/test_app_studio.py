@@ -305,3 +305,33 @@ def test_tta_option_reaches_the_models_loaded_by_name():
     assert provider.summary() == "models: teacher=lbp, student=lbp (tta hflip)"
     assert ModelProvider({"teacher": "lbp"}).get("teacher").tta == "none"
     assert ModelProvider({"teacher": "lbp"}).summary() == "models: teacher=lbp"
+
+
+def test_models_menu_switches_mirror_averaging_and_recomputes_the_maps(qtbot, photos, tmp_path):
+    import torch
+
+    from dbd_core.nets.registry import build_model
+    from dbd_core.predict import load_predictor
+    from dbd_core.weights import save_model
+
+    torch.manual_seed(0)  # a random tiny net is far from mirror-symmetric (LBP's riu2 codes are symmetric)
+    weights = str(save_model(tmp_path / "tiny.pt", build_model("tiny"), {}))
+    provider = ModelProvider({"teacher": weights, "student": FunctionPredictor("fake", left_third)})
+    win = open_window(qtbot, photos, provider=provider)
+    wait_settled(qtbot, win)
+    path = win.path_of(win.row)
+    rgb = load_predictor(weights).load_rgb(path)
+    plain = win.maps.get((path, "teacher")).copy()
+    np.testing.assert_allclose(plain, load_predictor(weights, jit=False).predict(rgb), atol=1e-5)
+    action = win.finetune.menu.tta_action
+    assert not action.isChecked()
+    action.trigger()
+    qtbot.waitUntil(lambda: win.maps.get((path, "teacher")) is not None
+                    and not np.allclose(win.maps.get((path, "teacher")), plain, atol=1e-5), timeout=10000)
+    np.testing.assert_allclose(win.maps.get((path, "teacher")),
+                               load_predictor(weights, jit=False, tta="hflip").predict(rgb), atol=1e-5)
+    assert provider.tta == "hflip" and "(tta hflip)" in win.status_model.text()
+    assert win.maps.get((path, "student")) is not None  # a ready-made predictor is left as it is
+    action.trigger()
+    qtbot.waitUntil(lambda: provider.tta == "none" and win.maps.get((path, "teacher")) is not None
+                    and np.allclose(win.maps.get((path, "teacher")), plain, atol=1e-5), timeout=10000)
