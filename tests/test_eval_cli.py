@@ -201,6 +201,7 @@ def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):
     code, out, err = dbd("--model", "lbp", "--tta", "hflip", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
     assert code == 0, err
     assert json.loads((tmp_path / "r.json").read_text())["tta"] == "hflip"
+    assert "model: lbp" in out and "test-time augmentation hflip" in out
     (tmp_path / "maps").mkdir()
     dirs = make_set(tmp_path / "maps", chelsea)
     code, out, err = dbd("--pred", dirs["pred"], "--gt", dirs["gt_bw"], "--gt-polarity", "blur-white",

@@ -140,7 +140,8 @@ def _print_report(report) -> None:
         print(f"dbd eval: error: {line}", file=sys.stderr)
     info, s = report.info, report.summary
     src = ", ".join(f"{k} {v}" for k, v in info.get("dataset", {}).items() if v)
-    print(f"model: {info.get('model')}" + (f" ({info['weights']})" if info.get("weights") else ""))
+    tta = f", test-time augmentation {info['tta']}" if info.get("tta", "none") != "none" else ""
+    print(f"model: {info.get('model')}" + (f" ({info['weights']})" if info.get("weights") else "") + tta)
     print(f"data: {src}; gt polarity {info.get('gt_polarity')}")
     timing = f", {report.ms_per_image:.1f} ms/image" if report.ms_per_image is not None else ""
     print(f"{s['n_images']} images evaluated in {report.seconds:.1f} s{timing}")
