@@ -57,6 +57,28 @@ def test_student_distillation_with_unlabelled_photos(tmp_path):
     assert all(not p.requires_grad for p in teacher.parameters())
 
 
+def test_teacher_tta_makes_the_soft_target_the_mirror_averaged_teacher_map(tmp_path, monkeypatch):
+    from dbd_core.train import losses as L
+
+    torch.manual_seed(2)
+    teacher = build_model("tiny", width=8).eval()
+    targets = []
+    real = L.consistency
+    monkeypatch.setattr(L, "consistency", lambda logits, t_prob: (targets.append(t_prob), real(logits, t_prob))[1])
+    data = BlurHalves(4)
+    cfg = tiny_config("student", steps=1, loss={"consistency": 1.0, "teacher_tta": "hflip"})
+    cfg["data"]["batch_size"] = 4
+    ev = _run(TrainJob(cfg, run_dir=tmp_path, output="", teacher=teacher, train_dataset=data))
+    assert ev[-1]["type"] == "done" and len(targets) == 1
+    image = torch.stack([data[i]["image"] for i in range(4)])
+    with torch.no_grad():  # the batch order is shuffled: the test matches items by their target
+        plain = torch.sigmoid(teacher(image).logits)
+        averaged = 0.5 * (plain + torch.sigmoid(teacher(image.flip(-1)).logits).flip(-1))
+    got = targets[0]
+    assert any(torch.allclose(got[0], averaged[i], atol=1e-5) for i in range(4))
+    assert not any(torch.allclose(got[0], plain[i], atol=1e-4) for i in range(4))  # the mirror did change it
+
+
 def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
     cfg = tiny_config(steps=12, loss={"adv": 0.05})
     data = BlurHalves(10)  # 2 batches/epoch with drop_last: the cut falls mid-epoch

@@ -72,6 +72,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "consistency": (float, 0.0, None),      # student vs. the teacher's soft target
         "feature": (float, 0.0, None),          # feature constraint teacher <-> student
         "feature_kind": (str, "attention", ("attention", "pairwise")),
+        # student: "hflip" makes the teacher's soft target (consistency, D3) the average of its map and the
+        # mirrored photo's, the map `--tta hflip` gives; one more teacher forward per step
+        "teacher_tta": (str, "none", ("none", "hflip")),
         "adv_distill": (float, 0.0, None),      # D3: student map vs. teacher map
         "adv_start": (int, 0, None),            # adversarial terms join after this many steps
     },

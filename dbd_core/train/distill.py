@@ -42,6 +42,9 @@ class StudentObjective(SupervisedObjective):
         with torch.no_grad():
             t_out = self.teacher(image)
             t_prob = torch.sigmoid(t_out.logits)
+            if lw["teacher_tta"] == "hflip":  # the feature term keeps the unmirrored pass's features
+                mirrored = self.teacher(image.flip(-1), sides=False).logits
+                t_prob = 0.5 * (t_prob + torch.sigmoid(mirrored).flip(-1))
         out = self.model(image)
         prob = torch.sigmoid(out.logits)
         terms: dict[str, torch.Tensor] = {}
