@@ -84,13 +84,14 @@ def main(argv=None) -> int:
     import torch
 
     from dbd_core.train.config import load_config
-    from dbd_core.weights import load_model_file, save_model, sha256_file
+    from dbd_core.weights import card_path, load_model_file, save_model, sha256_file
 
-    model, run_card = load_model_file(args.run / "model.pt")
+    model, weights_card = load_model_file(args.weights or args.run / "model.pt")
     interp = None
-    if args.weights is not None:
-        model, weights_card = load_model_file(args.weights)
+    run_card = weights_card
+    if args.weights is not None:  # the run's own card still says how it was trained; its network is not needed
         interp = weights_card.get("interpolation")
+        run_card = json.loads(card_path(args.run / "model.pt").read_text(encoding="utf-8"))
     cfg = load_config(args.config)
     run = run_segments(args.run / "events.jsonl")
     summary = run["summary"]
