@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from app.workers import THUMB
@@ -20,7 +20,11 @@ class ImageList(QListWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setIconSize(QSize(THUMB, THUMB * 3 // 4))
+        # Uniform rows take the first row's size: every row gets an icon-sized placeholder until its
+        # thumbnail arrives (a failed photo keeps it), so one unreadable file cannot shrink the list.
         self.setUniformItemSizes(True)
+        self._placeholder = self._blank_icon("#3c4043")
+        self._failed_icon = self._blank_icon("#5c2b29")
         self.setMinimumWidth(230)
         self.currentRowChanged.connect(lambda row: row >= 0 and self.photo_selected.emit(row))
         self._names: list[str] = []
@@ -35,7 +39,7 @@ class ImageList(QListWidget):
         self.blockSignals(False)
 
     def append(self, name: str, status: str) -> None:
-        item = QListWidgetItem(name)
+        item = QListWidgetItem(self._placeholder, name)
         self.addItem(item)
         self._names.append(name)
         self._status.append(status)
@@ -45,11 +49,20 @@ class ImageList(QListWidget):
         self._status[row] = status
         mark, color = STATUS_MARK.get(status, ("?", "#888"))
         item = self.item(row)
-        item.setText(f"{self._names[row]}\n{mark} {status}")
+        line = f"{mark} {status}"
+        if status == "failed" and reason:  # the reason names the file first: the row already does
+            line += ": " + reason.split(": ", 1)[-1]
+            item.setIcon(self._failed_icon)
+        item.setText(f"{self._names[row]}\n{line}")
         item.setForeground(QBrush(QColor(color if status == "failed" else "#e8eaed")))
         item.setToolTip(reason or f"{self._names[row]}: {status}")
         if status == "failed":
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+
+    def _blank_icon(self, color: str) -> QIcon:
+        pm = QPixmap(self.iconSize())
+        pm.fill(QColor(color))
+        return QIcon(pm)
 
     def status(self, row: int) -> str:
         return self._status[row]
@@ -58,7 +71,17 @@ class ImageList(QListWidget):
         thumb = np.ascontiguousarray(thumb)
         h, w = thumb.shape[:2]
         qimg = QImage(thumb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self.item(row).setIcon(QIcon(QPixmap.fromImage(qimg)))
+        # Centred on a canvas of the icon's size: a square or portrait thumbnail would otherwise pull its
+        # row's text left of the other rows'.
+        size = self.iconSize()
+        scaled = QPixmap.fromImage(qimg).scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                Qt.TransformationMode.SmoothTransformation)
+        canvas = QPixmap(size)
+        canvas.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(canvas)
+        painter.drawPixmap((size.width() - scaled.width()) // 2, (size.height() - scaled.height()) // 2, scaled)
+        painter.end()
+        self.item(row).setIcon(QIcon(canvas))
 
     def select(self, row: int) -> None:
         if 0 <= row < self.count():

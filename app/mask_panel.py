@@ -5,14 +5,20 @@ intentions; the annotation session decides what they do to the mask."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
 
 from dbd_core.annotate import STATUSES
 
 TOOL_LABELS = {"brush": "Brush (B)", "eraser": "Eraser (E)", "fill": "Fill (F)", "polygon": "Polygon/lasso (G)",
                "pan": "Pan (H)"}
+
+# Fusion draws a checked tool button barely darker than an unchecked one on this palette: the active tool
+# gets the highlight colour so it reads at a glance.
+TOOL_BUTTON_STYLE = ("QToolButton { background: #3c4043; border: 1px solid #5f6368; border-radius: 3px; padding: 3px; }"
+                     "QToolButton:hover { border-color: #8ab4f8; }"
+                     "QToolButton:checked { background: #1a73e8; color: #ffffff; border-color: #8ab4f8; }")
 
 
 class MaskPanel(QWidget):
@@ -66,19 +72,17 @@ class MaskPanel(QWidget):
         tools = QGroupBox("Tools")
         vt = QVBoxLayout(tools)
         self.tool_group = QButtonGroup(self)
-        grid = QHBoxLayout()
-        col1, col2 = QVBoxLayout(), QVBoxLayout()
+        grid = QGridLayout()  # one grid, so both columns share row heights
         self.tool_buttons = {}
         for i, (name, label) in enumerate(TOOL_LABELS.items()):
             b = QToolButton(text=label, checkable=True)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             b.setSizePolicy(b.sizePolicy().horizontalPolicy().Expanding, b.sizePolicy().verticalPolicy())
+            b.setStyleSheet(TOOL_BUTTON_STYLE)
             self.tool_group.addButton(b)
             self.tool_buttons[name] = b
             b.clicked.connect(lambda _=False, n=name: self.tool_selected.emit(n))
-            (col1 if i % 2 == 0 else col2).addWidget(b)
-        grid.addLayout(col1)
-        grid.addLayout(col2)
+            grid.addWidget(b, i // 2, i % 2)
         vt.addLayout(grid)
         self.radius = QSpinBox(minimum=1, maximum=500, value=12, suffix=" px", toolTip="Brush radius ([ and ])")
         self.radius.valueChanged.connect(self.radius_selected)

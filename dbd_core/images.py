@@ -15,6 +15,7 @@ import numpy as np
 
 from dbd_core.atomic import atomic_path
 from dbd_core.errors import InputError
+from dbd_core.image_header import header_size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 # A photo beyond this is refused rather than risking the machine's memory (a 50 MP photo is fine).
@@ -57,10 +58,24 @@ def decode_file(path: Path, flags: int) -> np.ndarray:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
         raise InputError(path, f"cannot read ({e})") from None
-    img = cv2.imdecode(buf, flags)
+    dims = header_size(buf)
+    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
+        raise InputError(path, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as e:  # OpenCV raises, not returns None, past its own pixel limit and on some corrupt files
+        raise InputError(path, _decoder_refusal(str(e))) from None
     if img is None or img.size == 0:
         raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)")
     return img
+
+
+def _decoder_refusal(message: str) -> str:
+    """OpenCV's multi-part exception text -> the reason a user can act on."""
+    if "MAX_IMAGE_PIXELS" in message:
+        return "image too large for the decoder (over OpenCV's 1 gigapixel limit)"
+    detail = message.split("error:", 1)[-1].strip().splitlines()[0] if message.strip() else ""
+    return f"not a readable image (the decoder refused it: {detail[:120]})" if detail else "not a readable image"
 
 
 def to_rgb8(img: np.ndarray, channel_order: Literal["rgb", "bgr"] = "rgb", name: str | None = None) -> np.ndarray:

@@ -164,6 +164,37 @@ def set_threads(threads: int | None) -> None:
     cv2.setNumThreads(int(threads))
 
 
+MIN_WORK_SIZE = 64    # a 3:2 photo's short side stays above MIN_SHORT_SIDE
+MAX_WORK_SIZE = 4096  # a 16 MP working image: far past the scale the networks were trained at already
+
+
+def check_work_size(work_size: int | None) -> int | None:
+    """``work_size`` if it is a usable long side (None = the model's default); InputError otherwise."""
+    if work_size is None:
+        return None
+    if isinstance(work_size, bool) or int(work_size) != work_size:
+        raise InputError(None, f"work size must be a whole number of pixels, not {work_size!r}")
+    if not MIN_WORK_SIZE <= work_size <= MAX_WORK_SIZE:
+        raise InputError(None, f"work size {work_size} px is outside {MIN_WORK_SIZE}-{MAX_WORK_SIZE} px "
+                               f"(the networks were trained at {DEFAULT_WORK_SIZE})")
+    return int(work_size)
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device named by ``device``; InputError when it is not a device or not on this machine."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(None, f"unknown torch device {device!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"device {device!r} is not available: this torch build sees no CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(None, f"device {device!r} is not available: {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(None, f"device {device!r} is not available on this machine")
+    return dev
+
+
 def load_predictor(name_or_path: str | os.PathLike, threads: int | None = None, device: str = "cpu",
                    work_size: int | None = None, jit: bool = True, tta: str = "none") -> Predictor:
     """Predictor for "teacher", "student" (shipped weights), "lbp" (no weights) or a weights file.
@@ -179,6 +210,7 @@ def load_predictor(name_or_path: str | os.PathLike, threads: int | None = None, 
     from dbd_core import weights
 
     set_threads(threads)
+    work_size = check_work_size(work_size)
     key = os.fspath(name_or_path)
     if key == "lbp":
         from dbd_core.lbp import LBPPredictor
@@ -192,6 +224,7 @@ def load_predictor(name_or_path: str | os.PathLike, threads: int | None = None, 
         if not path.exists() and path.suffix == "" and os.sep not in key:
             raise InputError(key, f"unknown model; use one of {', '.join(MODEL_NAMES)} or a weights file path")
         name = path.stem
+    check_device(device)
     model, card = weights.load_model_file(path, map_location=device)
     return NetPredictor(model, name, card, work_size or DEFAULT_WORK_SIZE, device, source=str(path), jit=jit,
                         tta=tta)

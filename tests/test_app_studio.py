@@ -140,6 +140,11 @@ def test_corrupt_photo_is_listed_as_failed_and_rest_load(qtbot, photos):
     assert win.row == row  # it was selected first (sorted): the view shows the reason, no crash
     qtbot.waitUntil(lambda: win.views.photo.message.isVisible(), timeout=5000)
     assert "not a readable image" in win.views.photo.message.text()
+    item = win.list.item(row)
+    assert "failed: not a readable image" in item.text() and "broken.jpg" not in item.text().splitlines()[1]
+    # the failed row (listed first) keeps a thumbnail-sized row: uniform rows take the first row's size
+    heights = {win.list.visualItemRect(win.list.item(i)).height() for i in range(win.list.count())}
+    assert len(heights) == 1 and heights.pop() >= win.list.iconSize().height()
     good = [i for i, e in enumerate(win.entries) if not e.error]
     assert len(good) == 2
     for i in good:  # the rest load, with their maps

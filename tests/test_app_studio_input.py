@@ -142,3 +142,22 @@ def test_outline_key_toggles_outline_overlay(qtbot, photos):
     assert a[:, 59:61].all() and not a[:, 10:56].any() and not a[:, 64:].any()  # only the edge
     key(win, Qt.Key.Key_O)
     assert not ov.outline and np.array_equal(alpha(), win.session.model.mask > 0)
+
+
+def test_active_tool_is_highlighted_and_tool_rows_line_up(qtbot, photos):
+    win = ready(qtbot, photos)
+    buttons = win.panel.tool_buttons
+    key(win, Qt.Key.Key_E)
+    assert [n for n, b in buttons.items() if b.isChecked()] == ["eraser"]
+    qtbot.waitUntil(lambda: buttons["eraser"].isVisible(), timeout=5000)
+
+    def centre_colour(b):
+        img = b.grab().toImage()
+        return img.pixelColor(img.width() // 2, 2)  # above the label: the button's face
+
+    active, idle = centre_colour(buttons["eraser"]), centre_colour(buttons["brush"])
+    assert active.blue() > 180 and active.red() < 80, active.name()   # the highlight, #1a73e8
+    assert abs(idle.red() - idle.blue()) < 20, idle.name()            # a neutral grey face
+    # two columns on one grid: buttons side by side share their row's top edge
+    tops = {n: b.mapTo(win.panel, b.rect().topLeft()).y() for n, b in buttons.items()}
+    assert tops["brush"] == tops["eraser"] and tops["fill"] == tops["polygon"]

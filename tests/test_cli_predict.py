@@ -111,6 +111,22 @@ def test_bad_weights_file_is_one_line_error(tmp_path, photos, capsys):
     assert code == 1 and "junk.pt" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("option, reason", [
+    (["--work-size", "0"], "work size 0 px is outside 64-4096 px"),
+    (["--work-size", "20000"], "work size 20000 px is outside 64-4096 px"),
+    (["--device", "banana"], "unknown torch device 'banana'"),
+    (["--device", "cuda:7"], "device 'cuda:7' is not available"),
+])
+def test_bad_options_are_named_before_any_photo_is_read(tmp_path, photos, tiny_weights, option, reason, capsys):
+    if option[0] == "--device" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    code = main(["predict", str(photos), "--weights", str(tiny_weights), "--out", str(tmp_path / "o"), *option])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and reason in err and "\n" not in err
+    assert str(tiny_weights) not in err  # the weights file is fine: the message must not blame it
+    assert not (tmp_path / "o").exists()
+
+
 def test_info_lists_models(tmp_path, tiny_weights, monkeypatch, capsys):
     monkeypatch.setenv("DBD_RESOURCES", str(tmp_path / "res"))
     save_model(tmp_path / "res" / "models" / "student.pt", build_model("tiny"), {"version": "t"})
