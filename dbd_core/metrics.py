@@ -196,6 +196,14 @@ def auc_roc(pred, gt, name: str | None = None) -> float:
     return roc_auc_from_counts(tp, fp, n_pos, n_neg)[2]
 
 
+INVERTED_AUC = 0.3  # a per-image ROC AUC below this: the mask agrees far better with the map inverted
+
+
+def inverted_images(per_image: list[dict]) -> list[str]:
+    """Names of the images whose mask looks inverted against the map (per-image AUC < INVERTED_AUC)."""
+    return [r.get("name", f"#{i}") for i, r in enumerate(per_image) if r.get("auc", float("nan")) < INVERTED_AUC]
+
+
 def image_metrics(pred, gt, name: str | None = None) -> dict:
     """All per-image numbers for one pair (what Evaluator.update records)."""
     ev = Evaluator(keep_per_image=True)
@@ -250,6 +258,8 @@ class Evaluator:
         tp, fp, n_pos, n_neg = threshold_counts(pred, gt)
         p, r, f = precision_recall_f(tp, fp, n_pos, b2)
         rec["max_f_per_image"] = float(f.max())
+        # per-image ranking: far below 0.5 means this mask agrees with the map inverted (a polarity slip)
+        rec["auc"] = roc_auc_from_counts(tp, fp, n_pos, n_neg)[2]
         rec["blurred_fraction_gt"] = n_pos / gt.size
 
         self.n += 1

@@ -153,3 +153,14 @@ def test_installed_entry_point(photos, tmp_path, tiny_weights):
                         "--threads", "1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     _check_outputs(out, r.stderr)
+
+
+def test_summary_quotes_the_first_map_apart_and_names_no_folder_when_nothing_was_written(tmp_path, capsys):
+    code = main(["predict", str(tmp_path / "missing.jpg"), "--model", "lbp", "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing.jpg: no such file" in err
+    assert err.strip().splitlines()[-1] == "dbd predict: no map written (1 failed)" and not (tmp_path / "never").exists()
+    from dbd_core.cli.cmd_predict import _summary
+
+    line = _summary(3, 0, tmp_path, "student", [900.0, 80.0, 120.0])
+    assert line.endswith("with student, 900 ms for the first image, then 100 ms median; 0 failed")

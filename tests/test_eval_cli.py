@@ -73,6 +73,17 @@ def test_wrong_polarity_changes_the_scores(tmp_path, chelsea, dbd):
                          "--json", tmp_path / "r.json")
     r = json.loads((tmp_path / "r.json").read_text())
     assert code == 0 and r["mae"] == pytest.approx(1 - 0.5 / 3)  # every pixel is now wrong except b's half
+    # a (map == mask) ranks inverted now and is named; b (map uniform: AUC 0.5) and c (one class) are not
+    assert [p["auc"] for p in r["per_image"]][:2] == [pytest.approx(0.0), pytest.approx(0.5)]
+    assert r["per_image"][2]["auc"] is None  # one-class mask: undefined, null in JSON
+    note = [line for line in out.splitlines() if "agree far better with the map inverted" in line]
+    assert len(note) == 1 and note[0].endswith("polarity is the other one") and ": a;" in note[0]
+
+
+def test_right_polarity_names_no_inverted_mask(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white")
+    assert code == 0 and "inverted" not in out
 
 
 def test_polarity_is_required(tmp_path, chelsea, dbd):

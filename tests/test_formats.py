@@ -4,6 +4,7 @@ the polarity check, bad input, and the dbd dataset CLI."""
 import argparse
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -240,6 +241,8 @@ def test_check_reports_fraction_and_flags_inverted_polarity(tmp_path, photos):
     assert rep.blurred_fraction == pytest.approx(expect)
     rep = check_dataset(wrong, predict=oracle, model_name="oracle")
     assert rep.model_auc == 0.0 and rep.n_inverted_better == 2
+    assert sorted(rep.inverted_better) == sorted(Path(n).stem for n in truth) and any(
+        "agree better inverted: " in line and all(Path(n).stem in line for n in truth) for line in rep.lines())
     assert any("look inverted" in w and "other --gt-polarity" in w for w in rep.warnings)
 
     # A model biased towards "blurred" everywhere but ranking correctly must not trigger the

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from dbd_core.errors import InputError
 from dbd_core.images import POLARITIES
+from dbd_core.metrics import INVERTED_AUC, inverted_images
 from dbd_core.tta import TTA_MODES
 
 # Short protocol tags for the table; the full wording goes to --json (metrics.PROTOCOLS).
@@ -28,10 +28,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "eval", help="evaluate a model or saved maps against ground-truth masks",
         description="Score blur maps against ground-truth masks with the field's protocols side by side. "
-        "Photos, masks and maps are matched by file stem. Positive class = blurred.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "Photos, masks and maps are matched by file stem. Positive class = blurred.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="teacher, student or lbp (LBP needs no trained weights)")
+    src.add_argument("--model", choices=("teacher", "student", "lbp"), help="a shipped model, or lbp (needs no trained weights)")
     src.add_argument("--weights", type=Path, metavar="FILE", help="a weights file (dbd-weights .pt)")
     src.add_argument("--pred", type=Path, metavar="DIR", help="folder of saved PNG maps (255 = blurred)")
     p.add_argument("--images", type=Path, metavar="DIR", help="photo folder (needed with --model/--weights)")
@@ -44,7 +43,7 @@ def add_parser(sub) -> None:
                    "its gt_polarity is read from the dataset")
     p.add_argument("--json", type=Path, metavar="FILE", help="write all numbers, protocols and per-image scores")
     p.add_argument("--curves", type=Path, metavar="DIR", help="write pr.png, f_threshold.png, roc.png here")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="with --model/--weights: hflip averages each map with its mirror's (default none)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N pairs (by name)")
@@ -149,6 +148,11 @@ def _print_report(report) -> None:
         print(f"note: {len(report.nonbinary_masks)} mask(s) were not strictly 0/255 and were thresholded at 128")
     if report.skipped_unlabelled:
         print(f"note: {report.skipped_unlabelled} unlabelled sample(s) skipped")
+    inverted = inverted_images(report.per_image)
+    if inverted:
+        names = ", ".join(inverted[:10]) + (f" ... (+{len(inverted) - 10} more)" if len(inverted) > 10 else "")
+        print(f"note: {len(inverted)} mask(s) agree far better with the map inverted (per-image ROC AUC < "
+              f"{INVERTED_AUC}): {names}; if they mark in-focus pixels white, their polarity is the other one")
     print(f"{'metric':<16} {'value':>7}  protocol")
     for key, proto in TABLE:
         v = s[key]

@@ -143,6 +143,7 @@ class CheckReport:
     model_auc: float | None = None
     n_compared: int = 0  # images with both classes present (uniform masks can't be ranked)
     n_inverted_better: int = 0  # images with AUC < 0.5
+    inverted_better: list[str] = field(default_factory=list)  # their names
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -160,7 +161,7 @@ class CheckReport:
         if self.model_auc is not None:
             out.append(f"model {self.model} vs masks: mean per-image ROC AUC {self.model_auc:.3f} (1 = agrees, "
                        f"0.5 = unrelated, 0 = inverted); {self.n_inverted_better} of {self.n_compared} images agree "
-                       "better inverted")
+                       "better inverted" + (f": {_names(self.inverted_better)}" if self.inverted_better else ""))
         out += [f"warning: {w}" for w in self.warnings] + [f"error: {e}" for e in self.errors]
         return out
 
@@ -199,7 +200,9 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
                 auc = roc_auc(np.asarray(predict(rgb_s), dtype=np.float32), mask_s)
                 if auc is not None:
                     aucs.append(auc)
-                    rep.n_inverted_better += auc < 0.5
+                    if auc < 0.5:
+                        rep.n_inverted_better += 1
+                        rep.inverted_better.append(name)
         if total:
             rep.blurred_fraction = blurred / total
             rep.mean_image_blurred_fraction = float(np.mean(fractions))
