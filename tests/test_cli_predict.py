@@ -164,3 +164,34 @@ def test_summary_quotes_the_first_map_apart_and_names_no_folder_when_nothing_was
 
     line = _summary(3, 0, tmp_path, "student", [900.0, 80.0, 120.0])
     assert line.endswith("with student, 900 ms for the first image, then 100 ms median; 0 failed")
+
+
+def test_mask_format_thresholds_the_map_it_would_write(photos, tmp_path, capsys):
+    good = [str(photos / "wide.png"), str(photos / "tall.jpg")]
+    assert main(["predict", *good, "--model", "lbp", "--out", str(tmp_path / "maps"), "--format", "npy"]) == 0
+    assert main(["predict", *good, "--model", "lbp", "--out", str(tmp_path / "m"), "--format", "mask",
+                 "--threshold", "0.4"]) == 0
+    assert "2 mask(s) written" in capsys.readouterr().err
+    for stem in ("wide", "tall"):
+        blur_map = np.load(tmp_path / "maps" / f"{stem}.npy")
+        mask = cv2.imread(str(tmp_path / "m" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.dtype == np.uint8 and mask.shape == blur_map.shape and set(np.unique(mask)) <= {0, 255}
+        np.testing.assert_array_equal(mask == 255, blur_map >= 0.4)  # 255 = blurred, like the maps
+    from dbd_core.annotate import otsu_threshold
+
+    assert main(["predict", good[0], "--model", "lbp", "--out", str(tmp_path / "o"), "--format", "mask",
+                 "--threshold", "otsu"]) == 0
+    blur_map = np.load(tmp_path / "maps" / "wide.npy")
+    mask = cv2.imread(str(tmp_path / "o" / "wide.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(mask == 255, blur_map >= otsu_threshold(blur_map))
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["--threshold", "0.3"], "--threshold applies to --format mask"),
+    (["--format", "mask", "--threshold", "1"], "--threshold 1 is outside (0, 1)"),
+    (["--format", "mask", "--threshold", "half"], "--threshold must be a number in (0, 1) or otsu"),
+])
+def test_bad_thresholds_are_refused_in_one_line(photos, tmp_path, capsys, argv, reason):
+    code = main(["predict", str(photos / "wide.png"), "--model", "lbp", "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and reason in err and "\n" not in err and not (tmp_path / "o").exists()

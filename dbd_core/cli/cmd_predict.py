@@ -12,7 +12,8 @@ import numpy as np
 from dbd_core.errors import InputError
 from dbd_core.tta import TTA_MODES
 
-FORMATS = ("png", "npy")
+FORMATS = ("png", "npy", "mask")
+SUFFIX = {"png": "png", "npy": "npy", "mask": "png"}
 
 
 def add_parser(sub) -> None:
@@ -20,7 +21,8 @@ def add_parser(sub) -> None:
         "predict",
         help="blur maps for photos (PNG 255 = blurred, full size)",
         description="Write one blur map per photo: DIR/<stem>.png, 8-bit grayscale, same size as the photo, "
-        "255 = blurred (out of focus), 0 = in focus; or DIR/<stem>.npy float32 in [0,1] (1 = blurred). "
+        "255 = blurred (out of focus), 0 = in focus; or DIR/<stem>.npy float32 in [0,1] (1 = blurred); or, with "
+        "--format mask, DIR/<stem>.png binary masks (255 = blurred, 0 = in focus) thresholded at --threshold. "
         "Folders are expanded to their image files. Bad files are reported one line each and skipped; "
         "the exit code is 1 if any file failed.",
     )
@@ -30,7 +32,11 @@ def add_parser(sub) -> None:
                      help="shipped model (default: student); lbp needs no weights")
     src.add_argument("--weights", metavar="FILE", help="a weights file saved by dbd (e.g. from dbd train)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--format", choices=FORMATS, default="png", help="png (8-bit, 255 = blurred) or npy (float32)")
+    p.add_argument("--format", choices=FORMATS, default="png",
+                   help="png (8-bit map, 255 = blurred), npy (float32 map) or mask (binary PNG, 255 = blurred)")
+    p.add_argument("--threshold", default=None, metavar="T|otsu",
+                   help="with --format mask: blurred where the map >= T (0 < T < 1; default 0.5), or otsu "
+                        "(each photo's own Otsu threshold, as the studio's Auto button)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda, cuda:1, ...)")
     p.add_argument("--work-size", type=int, default=None, metavar="PX",
@@ -49,7 +55,7 @@ def _plan(paths: list[Path], out_dir: Path, fmt: str, overwrite: bool):
     two inputs with the same stem would write the same file, so the later ones are refused."""
     jobs, problems, taken = [], [], {}
     for p in paths:
-        target = out_dir / f"{p.stem}.{fmt}"
+        target = out_dir / f"{p.stem}.{SUFFIX[fmt]}"
         key = target.name.lower()  # case-insensitive file systems collide on case too
         if key in taken:
             problems.append((p, f"output name {target.name} already used by {taken[key]} in this batch; "
@@ -63,24 +69,48 @@ def _plan(paths: list[Path], out_dir: Path, fmt: str, overwrite: bool):
     return jobs, problems
 
 
-def _write(target: Path, blur_map: np.ndarray, fmt: str) -> None:
-    from dbd_core.atomic import atomic_path
-    from dbd_core.images import write_map_png
+def _threshold(value: str | None, fmt: str) -> float | str | None:
+    """--threshold as a number in (0, 1) or "otsu"; only meaningful for masks."""
+    if fmt != "mask":
+        if value is not None:
+            raise InputError(None, "--threshold applies to --format mask (maps keep every value)")
+        return None
+    if value is None:
+        return 0.5
+    if value == "otsu":
+        return value
+    try:
+        t = float(value)
+    except ValueError:
+        raise InputError(None, f"--threshold must be a number in (0, 1) or otsu, not {value!r}") from None
+    if not 0.0 < t < 1.0:
+        raise InputError(None, f"--threshold {value} is outside (0, 1): the mask would be all one class")
+    return t
 
-    if fmt == "png":
+
+def _write(target: Path, blur_map: np.ndarray, fmt: str, threshold: float | str | None = None) -> None:
+    from dbd_core.atomic import atomic_path
+    from dbd_core.images import write_map_png, write_png
+
+    if fmt == "mask":
+        from dbd_core.annotate.threshold import otsu_threshold, threshold_map
+
+        t = otsu_threshold(blur_map) if threshold == "otsu" else float(threshold)
+        write_png(target, threshold_map(blur_map, t) * np.uint8(255))
+    elif fmt == "png":
         write_map_png(target, blur_map)
     else:
         with atomic_path(target) as tmp:
             np.save(tmp, blur_map.astype(np.float32), allow_pickle=False)
 
 
-def _summary(done: int, failed: int, out_dir: Path, model: str, times_ms: list[float]) -> str:
+def _summary(done: int, failed: int, out_dir: Path, model: str, times_ms: list[float], what: str = "map") -> str:
     if not done:
-        return f"dbd predict: no map written ({failed} failed)"
+        return f"dbd predict: no {what} written ({failed} failed)"
     # the first map pays for loading the network's kernels and caches: quoted apart, not averaged in
     timing = (f", {times_ms[0]:.0f} ms for the first image, then {np.median(times_ms[1:]):.0f} ms median"
               if done > 1 else f", {times_ms[0]:.0f} ms")
-    return f"dbd predict: {done} map(s) written to {out_dir} with {model}{timing}; {failed} failed"
+    return f"dbd predict: {done} {what}(s) written to {out_dir} with {model}{timing}; {failed} failed"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise InputError(None, "--threads must be >= 1")
+    threshold = _threshold(args.threshold, args.format)
     name = args.weights or args.model or "student"
     predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size,
                                tta=args.tta)
@@ -110,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             blur_map = predictor.predict(p)
-            _write(target, blur_map, args.format)
+            _write(target, blur_map, args.format, threshold)
         except InputError as e:
             if tty:
                 sys.stderr.write("\r\x1b[K")
@@ -132,5 +163,6 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if tty:
         sys.stderr.write("\n")
-    print(_summary(len(times_ms), failed, out_dir, predictor.name, times_ms), file=sys.stderr)
+    what = "mask" if args.format == "mask" else "map"
+    print(_summary(len(times_ms), failed, out_dir, predictor.name, times_ms, what), file=sys.stderr)
     return 1 if failed else 0
