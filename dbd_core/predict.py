@@ -51,6 +51,16 @@ def resize_to_work(rgb: np.ndarray, work_size: int) -> np.ndarray:
     return cv2.resize(rgb, (ww, hh), interpolation=interp)
 
 
+def guided_radius_of(card: dict) -> int | None:
+    """``inference.guided_radius`` of a model card (a positive whole number), or None for the default."""
+    r = (card.get("inference") or {}).get("guided_radius")
+    if r is None:
+        return None
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise InputError(card.get("name"), f"card: inference.guided_radius must be a whole number >= 1, not {r!r}")
+    return r
+
+
 class Predictor:
     """Photo -> full-size blur map. Subclasses provide ``_predict_small(rgb uint8 hxwx3) -> hxw map``."""
 
@@ -62,6 +72,10 @@ class Predictor:
         self.work_size = int(work_size)
         self.source = source  # where the model comes from (weights path, "built-in", "in memory")
         self.guided_eps = guided_eps
+        # The guided filter's window (working-size px); None = upsample.default_radius. A model's card can
+        # name its own (``inference.guided_radius``): how much smoothing helps depends on how sharp the
+        # network's maps already are (benchmarks/upsample_radius.md).
+        self.guided_radius = guided_radius_of(self.card)
 
     @staticmethod
     def from_model(model: nn.Module, name: str | None = None, work_size: int = DEFAULT_WORK_SIZE,
@@ -92,7 +106,8 @@ class Predictor:
         low = self._map_small(small)
         if low.shape != small.shape[:2]:
             raise RuntimeError(f"{self.name}: low-res map {low.shape} != working size {small.shape[:2]}")
-        return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, eps=self.guided_eps)
+        return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, radius=self.guided_radius,
+                               eps=self.guided_eps)
 
     def predict_small(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb",
                       work_size: int | None = None) -> np.ndarray:

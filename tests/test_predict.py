@@ -132,6 +132,24 @@ def test_deterministic(tiny_file, rng):
     assert all(np.array_equal(a, b) for a, b in zip(p.predict_batch([x, x]), [p.predict(x)] * 2))
 
 
+def test_card_names_the_guided_radius_the_full_size_map_uses(tmp_path, rng):
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    x = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    default = load_predictor(save_model(tmp_path / "a.pt", model, {"purpose": "test"}), jit=False)
+    narrow = load_predictor(save_model(tmp_path / "b.pt", model, {"inference": {"guided_radius": 1}}), jit=False)
+    assert default.guided_radius is None and narrow.guided_radius == 1
+    from dbd_core.predict import resize_to_work
+
+    small = resize_to_work(x, narrow.work_size)
+    low = np.clip(narrow.predict_small(x), 0, 1)
+    np.testing.assert_allclose(narrow.predict(x), guided_upsample(low, x, guide_lr=small, radius=1), atol=1e-6)
+    assert not np.allclose(narrow.predict(x), default.predict(x), atol=1e-4)  # the radius reaches the map
+    for bad in (0, 2.5, "2", True):
+        with pytest.raises(InputError, match="guided_radius must be a whole number"):
+            load_predictor(save_model(tmp_path / "c.pt", model, {"inference": {"guided_radius": bad}}))
+
+
 def test_hflip_tta_averages_the_mirror_and_is_mirror_equivariant(tiny_file, rng):
     plain = load_predictor(tiny_file[0], threads=1, jit=False)
     tta = load_predictor(tiny_file[0], threads=1, jit=False, tta="hflip")

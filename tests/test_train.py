@@ -154,7 +154,7 @@ def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(tmp_path, monke
 def test_finetune_improves_and_writes_new_version_beside_parent(tmp_path):
     torch.manual_seed(0)
     parent = tmp_path / "models" / "tiny.pt"
-    save_model(parent, build_model("tiny", width=8), {"version": "v0"})
+    save_model(parent, build_model("tiny", width=8), {"version": "v0", "inference": {"guided_radius": 2}})
     parent_bytes = parent.read_bytes()
     cfg = tiny_config("finetune", steps=40, val={"fraction": 0.25, "every": 10, "patience": 3, "restore_best": True})
     job = FinetuneJob(data="in-memory", model=str(parent), out_dir=tmp_path / "models", config=cfg,
@@ -169,6 +169,7 @@ def test_finetune_improves_and_writes_new_version_beside_parent(tmp_path):
     assert s["output"] == str(new) and parent.read_bytes() == parent_bytes
     _, card = load_model_file(new)
     assert card["parent"]["sha256"] and card["data"]["n_photos"] == 16
+    assert card["inference"] == {"guided_radius": 2}  # the new version maps as its parent does
     assert card["metrics"]["after"]["f_beta"] == s["after"]["f_beta"]
     # a second run never overwrites the first version
     ev2 = list(run_finetune(FinetuneJob(data="x", model=str(new), out_dir=tmp_path / "models", config=tiny_config(

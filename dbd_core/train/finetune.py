@@ -120,6 +120,7 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
         "steps": final["step"] if final else None,
         "stopped_early": final["summary"]["stopped_early"] if final else False,
         "wall_s": round(time.perf_counter() - t0, 2),
+        **({"inference": parent_card["inference"]} if parent_card.get("inference") else {}),  # as the parent maps
         **job.card,
     }
     save_model(target, model, card, half=cfg["model"]["save_half"])
