@@ -129,6 +129,70 @@ def test_export_round_trip(qtbot, photos, tmp_path):
     assert not (tmp_path / "cancelled").exists()
 
 
+def test_export_dialog_runs_closes_and_guards_its_destination(qtbot, photos, tmp_path, monkeypatch):
+    """The dialog itself, driven as a user does: cancel, nothing marked done, format from the name, OK,
+    an earlier export replaced only after a yes, a folder that is not a dataset never replaced."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.export_dialog import ExportDialog
+    from dbd_core.data.formats import open_dataset_reader
+
+    shown, answers = [], []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    win = open_window(qtbot, photos)
+    s = win.session
+
+    def dialog(path=None):
+        d = ExportDialog(s, win)
+        qtbot.addWidget(d)
+        d.show()
+        if path is not None:
+            d.path.setText(str(path))
+            d._follow_extension(str(path))
+        return d
+
+    d = dialog()
+    d.reject()  # Cancel/Esc: a QRadioButton attribute named ``done`` once made this crash the app
+    assert not d.isVisible() and d.result() == 0
+    d = dialog(tmp_path / "ds")
+    d._run()  # nothing is marked done yet
+    assert "Nothing to export" in d.last_message and not (tmp_path / "ds").exists() and d.isVisible()
+    s.set_status(s.current, "done")
+    d = dialog(tmp_path / "named.h5")
+    assert d.h5.isChecked()  # the name picked the format
+    d._run()
+    assert d.result() == 1 and not d.isVisible() and (tmp_path / "named.h5").is_file()
+    d = dialog(tmp_path / "plain")
+    d.h5.setChecked(True)  # the radio decides: HDF5 gets its extension
+    d._run()
+    assert (tmp_path / "plain.h5").is_file() and not (tmp_path / "plain").exists()
+    d = dialog(tmp_path / "ds")
+    d._run()
+    with open_dataset_reader(tmp_path / "ds") as r:
+        assert r.names == ["cat"]
+    before = (tmp_path / "ds" / "dataset.json").stat().st_mtime_ns
+    answers.append(QMessageBox.StandardButton.No)
+    d = dialog(tmp_path / "ds")
+    d._run()  # an earlier export: asked, declined, untouched
+    assert d.isVisible() and (tmp_path / "ds" / "dataset.json").stat().st_mtime_ns == before
+    answers.append(QMessageBox.StandardButton.Yes)
+    d._run()
+    assert not d.isVisible() and (tmp_path / "ds" / "dataset.json").stat().st_mtime_ns != before
+    keep = tmp_path / "my_photos"
+    keep.mkdir()
+    (keep / "holiday.jpg").write_bytes(b"precious")
+    d = dialog(keep)
+    d._run()
+    assert "is not a dbd dataset" in d.last_message and (keep / "holiday.jpg").read_bytes() == b"precious"
+    (tmp_path / "empty").mkdir()
+    d = dialog(tmp_path / "empty")
+    d._run()  # an empty folder is simply used
+    assert (tmp_path / "empty" / "dataset.json").exists() and not answers
+    win.close()
+
+
 def test_corrupt_photo_is_listed_as_failed_and_rest_load(qtbot, photos):
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     win = open_window(qtbot)
