@@ -20,6 +20,7 @@ from app.display import difference, display_factor, lookup_table, reduce
 from app.views import DIFF_CMAP, MAP_CMAP, ViewGrid
 from app.workers import MapWorker, ResultCache
 from dbd_core.annotate import ProjectStore
+from dbd_core.errors import DBDError
 from dbd_core.images import expand_paths, is_image_file
 
 
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
         s.status_changed.connect(self._on_status)
         s.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         s.project_changed.connect(self._on_project)
+        s.save_failed.connect(self._on_save_failed)
+        s.save_recovered.connect(lambda: self._on_project(str(s.store.folder), s.auto))
         p.show_tool(t.tool)
 
     def _menus(self) -> None:
@@ -158,6 +161,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"dbd-studio — {Path(folder).name} ({kind}, autosaved)")
         self.statusBar().showMessage(f"Autosaving to {kind} {folder}" +
                                      (" — File → Save project as… to name it" if auto else ""), 15000)
+
+    def _on_save_failed(self, reason: str) -> None:
+        """Said once per run of failed saves, in the title for as long as it lasts: edits stay in memory."""
+        self.setWindowTitle(f"dbd-studio — {self.session.store.folder.name} (NOT SAVED: the folder refuses writes)")
+        QMessageBox.warning(self, "Autosave failed",
+                            f"Your edits could not be saved:\n{reason}\n\nThey are kept in memory. Use File → Save "
+                            "project as… to save them somewhere writable; autosave keeps retrying here.")
 
     def _load_entries(self, entries, select) -> None:
         for e in entries:
@@ -409,11 +419,19 @@ class MainWindow(QMainWindow):
         if d:
             self.add_paths([d])
 
-    def _save_as(self) -> None:
+    def _save_as(self) -> bool:
         d = QFileDialog.getExistingDirectory(self, "Project folder")
-        if d:
+        if not d:
+            return False
+        try:
             self.session.save_as(d)
-            self.statusBar().showMessage(f"Project saved to {d}; changes now autosave", 8000)
+        except (OSError, DBDError) as e:
+            QMessageBox.warning(self, "Save project as", f"Could not save the project to {d}:\n{e}")
+            return False
+        if self.session.save_error is not None:
+            return False  # save_failed has said why
+        self.statusBar().showMessage(f"Project saved to {d}; changes now autosave", 8000)
+        return True
 
     def _export(self) -> None:
         from app.export_dialog import ExportDialog
@@ -433,6 +451,19 @@ class MainWindow(QMainWindow):
         if not self.finetune.may_close():  # a running fine-tune: ask, then cancel and wait
             ev.ignore()
             return
-        self.session.save_now()
+        while not self.session.save_now():  # unsaved edits: save elsewhere, leave them, or stay
+            box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved edits",
+                              f"Your edits could not be saved:\n{self.session.save_error}", parent=self)
+            save_as = box.addButton("Save project as…", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton("Close without saving", QMessageBox.ButtonRole.DestructiveRole)
+            cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is cancel:
+                ev.ignore()
+                return
+            if box.clickedButton() is save_as:
+                self._save_as()  # saved: the loop's next save_now() says so; failed or cancelled: ask again
+                continue
+            break
         self.worker.stop()
         super().closeEvent(ev)

@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore, combine_maps, otsu_threshold, threshold_map
 from dbd_core.annotate.project import auto_project_name
-from dbd_core.errors import InputError
+from dbd_core.errors import DBDError, InputError
 
 AUTOSAVE_MS = 700
 RESIDENT_MASKS = 8  # photos whose mask + history stay in memory (LRU); the rest reload from disk
@@ -44,6 +44,8 @@ class AnnotationSession(QObject):
     state_changed = Signal()  # history / hand-edit flags of the current mask
     message = Signal(str)
     project_changed = Signal(str, bool)  # folder, chosen automatically
+    save_failed = Signal(str)  # the reason, once per run of failed saves (the edits stay in memory)
+    save_recovered = Signal()  # the next save after a failure went through
 
     def __init__(self, store: ProjectStore, persistent: bool, maps_for: Callable[[PhotoEntry], dict],
                  confirm: Callable[[str], bool] | None = None, model_labels: Callable[[], dict] = dict,
@@ -60,6 +62,7 @@ class AnnotationSession(QObject):
         self._dirty_masks: set[str] = set()
         self._dirty_index = False
         self._seed_buffer = np.zeros((0, 0), bool)  # reused by every threshold seed (see threshold_map)
+        self.save_error: str | None = None  # why the last save failed; None = everything is on disk
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._timer.timeout.connect(self.save_now)
 
@@ -246,18 +249,32 @@ class AnnotationSession(QObject):
         """An autosave is scheduled and has not happened yet (edits are within the debounce interval)."""
         return self._timer.isActive()
 
-    def save_now(self) -> None:
+    def save_now(self) -> bool:
+        """Write what changed; False when the project folder refused it. Nothing is dropped then: the unsaved
+        masks stay dirty and in memory (never evicted), and the next save, or Save project as, writes them."""
         self._timer.stop()
         if not self.persistent:
-            return
+            return True
         by_name = {e.name: e for e in self.store.photos}
-        for name in sorted(self._dirty_masks):
-            if name in by_name and name in self.masks:
-                self.store.save_mask(by_name[name], self.masks[name].mask)
-        self._dirty_masks.clear()
-        self.store.save_index()  # small; statuses, thresholds and the view travel with every save
+        try:
+            for name in sorted(self._dirty_masks):
+                if name in by_name and name in self.masks:
+                    self.store.save_mask(by_name[name], self.masks[name].mask)
+                    self._dirty_masks.discard(name)
+            self._dirty_masks &= set(by_name) & set(self.masks)
+            self.store.save_index()  # small; statuses, thresholds and the view travel with every save
+        except (OSError, DBDError) as e:
+            reason = f"{getattr(e, 'filename', None) or self.store.folder}: {getattr(e, 'strerror', None) or e}"
+            if self.save_error is None:
+                self.save_failed.emit(reason)
+            self.save_error = reason
+            return False
         self._dirty_index = False
+        if self.save_error is not None:
+            self.save_error = None
+            self.save_recovered.emit()
         self._evict()
+        return True
 
     def save_as(self, folder: str | Path) -> None:
         """Save the project into ``folder`` and continue there. Masks on disk are copied (also those

@@ -110,6 +110,45 @@ def test_autosave_then_reopen_restores_state(qtbot, photos, tmp_path):
     again.close()
 
 
+def test_a_folder_that_refuses_writes_keeps_the_edits_says_so_and_saves_them_elsewhere(qtbot, photos, tmp_path,
+                                                                                        monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from dbd_core.annotate import ProjectStore
+
+    proj = tmp_path / "proj"
+    win = open_window(qtbot, photos, project=proj)
+    s = win.session
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)
+    real_save_mask = ProjectStore.save_mask
+
+    def refuse(self, entry, mask):
+        raise PermissionError(13, "Permission denied", str(self.mask_path(entry)))
+
+    monkeypatch.setattr(ProjectStore, "save_mask", refuse)
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    s.model.begin("hand"); s.model.fill_polygon([(70, 10), (110, 10), (110, 60)], 1); s.model.end(); s.hand_edit_done()
+    edited = s.model.mask.copy()
+    assert not s.save_now()
+    assert len(warned) == 1 and "Permission denied" in warned[0] and "cat.png" in warned[0]
+    assert "NOT SAVED" in win.windowTitle() and s.save_error
+    assert not s.save_now() and len(warned) == 1  # said once per run of failures, not at every retry
+    assert s.current.name in s._dirty_masks  # kept for the next save
+
+    # closing asks; "Save project as" into a writable folder saves the edits there, then the window closes
+    monkeypatch.setattr(ProjectStore, "save_mask", lambda self, entry, mask: (
+        refuse(self, entry, mask) if self.folder == proj else real_save_mask(self, entry, mask)))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: next(  # the user picks "Save project as…"
+        b for b in box.buttons() if b.text() == "Save project as…").click())
+    win.close()
+    assert not win.isVisible() and s.save_error is None and "NOT SAVED" not in win.windowTitle()
+    again = ProjectStore.open(tmp_path / "elsewhere")
+    entry = next(e for e in again.photos if e.name == "cat")
+    assert np.array_equal(again.load_mask(entry), edited)
+
+
 def test_export_round_trip(qtbot, photos, tmp_path):
     from app.export_dialog import export_project
     from dbd_core.data.formats import open_dataset_reader
