@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         s.state_changed.connect(self._show_mask_state)
         s.status_changed.connect(self._on_status)
         s.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        s.warning.connect(self._on_warning)
         s.project_changed.connect(self._on_project)
         s.save_failed.connect(self._on_save_failed)
         s.save_recovered.connect(lambda: self._on_project(str(s.store.folder), s.auto))
@@ -161,6 +162,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"dbd-studio — {Path(folder).name} ({kind}, autosaved)")
         self.statusBar().showMessage(f"Autosaving to {kind} {folder}" +
                                      (" — File → Save project as… to name it" if auto else ""), 15000)
+
+    def _on_warning(self, text: str) -> None:
+        self.statusBar().showMessage(text, 60000)
+        QMessageBox.warning(self, "dbd-studio", text)
 
     def _on_save_failed(self, reason: str) -> None:
         """Said once per run of failed saves, in the title for as long as it lasts: edits stay in memory."""

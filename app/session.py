@@ -43,6 +43,7 @@ class AnnotationSession(QObject):
     status_changed = Signal(object)  # PhotoEntry
     state_changed = Signal()  # history / hand-edit flags of the current mask
     message = Signal(str)
+    warning = Signal(str)  # something the user must read (a lost or unreadable file): not a passing message
     project_changed = Signal(str, bool)  # folder, chosen automatically
     save_failed = Signal(str)  # the reason, once per run of failed saves (the edits stay in memory)
     save_recovered = Signal()  # the next save after a failure went through
@@ -114,7 +115,7 @@ class AnnotationSession(QObject):
                     else:
                         saved = self.store.load_mask(entry, shape)
                 except InputError as e:
-                    self.message.emit(f"{e} — starting an empty mask")
+                    self._unreadable_mask(entry, e)
             model = MaskModel(shape, saved, hand_edited=entry.hand_edited and saved is not None)
             model.seeded = saved is not None  # a saved mask is never replaced by an automatic seed
             self.masks[entry.name] = model
@@ -122,6 +123,23 @@ class AnnotationSession(QObject):
         self.current = entry
         self._evict()
         return model
+
+    def _unreadable_mask(self, entry: PhotoEntry, err: InputError) -> None:
+        """A saved mask that cannot be read: set the file aside (the next autosave would overwrite it), start
+        again from the map's seed, and take the photo out of "done" so it is neither exported nor counted as
+        reviewed until someone looks at it again."""
+        try:
+            aside = self.store.set_aside_mask(entry)
+        except OSError as e:
+            aside, why = None, f"; it could not be set aside ({e.strerror or e}), so it will be overwritten"
+        else:
+            why = f"; kept as {aside.name}" if aside else ""
+        entry.hand_edited = False
+        was_done = entry.status == "done"
+        if entry.status != "new":
+            self.set_status(entry, "in progress")
+        self.warning.emit(f"{entry.name}: its saved mask is unreadable ({err.reason}){why}. The mask is seeded again "
+                          "from the map" + (", and the photo is no longer marked done." if was_done else "."))
 
     def _evict(self) -> None:
         """Drop the oldest masks beyond RESIDENT_MASKS that are safely on disk (never the current

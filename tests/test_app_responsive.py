@@ -83,22 +83,34 @@ def test_saved_masks_are_read_by_the_worker_and_bound_exactly(qtbot, tmp_path, p
     win.close()
 
 
-def test_unreadable_saved_mask_gives_a_message_and_an_empty_mask(qtbot, tmp_path, photos, gui_thread_reads):
+def test_unreadable_saved_mask_of_a_done_photo_is_set_aside_and_the_photo_leaves_done(qtbot, tmp_path, photos,
+                                                                                       gui_thread_reads, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
     folder, saved = _project_with_masks(tmp_path, photos)
     store = ProjectStore.open(folder)
-    store.mask_path(store.photos[0]).write_bytes(b"not a png")
+    first = store.photos[0]
+    first.status, first.hand_edited = "done", True
+    store.save_index()
+    store.mask_path(first).write_bytes(b"not a png")
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
     win = open_window(qtbot, project=folder)
-    messages = []
-    win.session.message.connect(messages.append)
     wait_settled(qtbot, win)
     if win.row != 0:
         win.select(0)
         wait_settled(qtbot, win)
-    model = win.session.model
-    # An unreadable saved mask is never silently replaced by a seed either: it starts empty and says why.
-    assert model.shape == (80, 120)
-    assert any(str(store.mask_path(store.photos[0])) in m for m in messages) or \
-        "empty mask" in win.statusBar().currentMessage()
+    entry, model = win.session.current, win.session.model
+    assert entry.name == first.name and model.shape == (80, 120)
+    # said in a dialog, not a passing status line; the photo is no longer "done", so no export takes it unseen
+    assert len(warned) == 1 and "saved mask is unreadable" in warned[0] and "no longer marked done" in warned[0]
+    assert entry.status == "in progress" and not entry.hand_edited and win.list.status(0) == "in progress"
+    # the bad file is kept aside, untouched, where the next autosave cannot overwrite it
+    aside = list((folder / "masks").glob(f"{first.name}.png.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"not a png" and aside[0].name in warned[0]
+    from app.export_dialog import export_samples
+
+    assert first.name not in [smp.name for smp in export_samples(win.session, only_done=True)]
     assert not any(gui_thread_reads)
     win.close()
 

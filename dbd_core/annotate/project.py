@@ -155,6 +155,20 @@ class ProjectStore:
     def save_mask(self, entry: PhotoEntry, mask01: np.ndarray) -> None:
         write_png(self.mask_path(entry), (np.asarray(mask01) != 0).astype(np.uint8) * 255)
 
+    def set_aside_mask(self, entry: PhotoEntry) -> Path | None:
+        """Rename ``entry``'s (unreadable) mask file out of the way, so the next save cannot overwrite what
+        may still be recovered by hand; returns where it went (None if there was no file)."""
+        path = self.mask_path(entry)
+        if not path.exists():
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+        n = 1
+        while aside.exists():
+            aside, n = path.with_name(f"{path.name}.unreadable-{stamp}-{n}"), n + 1
+        os.replace(path, aside)
+        return aside
+
     def load_mask(self, entry: PhotoEntry, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         """The saved mask (uint8 {0,1}) or None if there is none yet."""
         path = self.mask_path(entry)
