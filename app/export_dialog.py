@@ -24,8 +24,9 @@ def export_samples(session, only_done: bool):
         mask = model.mask.copy() if model is not None else (session.store.load_mask(e) if session.persistent else None)
         if mask is None:
             continue  # never opened, nothing annotated: not a labelled sample
-        prov = {"source": str(session.store.resolve(e)), "model": e.models or None, "threshold": e.threshold,
-                "mask_source": e.source, "hand_edited": e.hand_edited, "status": e.status, "tool": "dbd-studio"}
+        seed = e.seeded_with or {"source": e.source, "threshold": e.threshold}  # projects from before the field
+        prov = {"source": str(session.store.resolve(e)), "model": e.models or None, "threshold": seed["threshold"],
+                "mask_source": seed["source"], "hand_edited": e.hand_edited, "status": e.status, "tool": "dbd-studio"}
         out.append(Sample(e.name, image_path=session.store.resolve(e), mask=mask, provenance=prov))
     return out
 

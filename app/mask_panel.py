@@ -42,7 +42,7 @@ class MaskPanel(QWidget):
         self.source.addItems(["mean", "teacher", "student"])
         self.source.currentTextChanged.connect(self.source_changed)
         self.slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
-        self.spin = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=2, value=0.5)
+        self.spin = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.5)
         self.slider.valueChanged.connect(lambda v: self._set_threshold(v / 100.0, emit=True))
         self.spin.valueChanged.connect(lambda v: self._set_threshold(v, emit=True))
         row = QHBoxLayout()

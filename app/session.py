@@ -179,8 +179,12 @@ class AnnotationSession(QObject):
         if self._seed_buffer.shape != src.shape:
             self._seed_buffer = np.empty(src.shape, bool)
         # set_mask copies what changed into the mask model, so the buffer is free again at once.
+        first = not model.seeded
         model.set_mask(threshold_map(src, entry.threshold, out=self._seed_buffer), kind="seed")
+        if first:
+            model.forget_history()  # the photo's starting mask: Ctrl+Z must not empty it
         model.seeded = True
+        entry.seeded_with = {"source": entry.source, "threshold": round(float(entry.threshold), 4)}
         entry.models = self.model_labels()
         self._changed(entry, mask=True)
         return True

@@ -32,6 +32,8 @@ def test_launch_loads_photos_and_maps_arrive(qtbot, photos):
 def test_threshold_changes_mask_and_hand_edits_are_protected(qtbot, photos):
     win = open_window(qtbot, photos)
     s = win.session
+    assert s.model.seeded and not s.model.can_undo()  # the first seed is the start, not an edit to undo
+    assert not win.panel.undo.isEnabled()
     win.panel.source.setCurrentText("student")
     win.panel.spin.setValue(0.95)
     assert s.model.mask.sum() == 0
@@ -42,8 +44,15 @@ def test_threshold_changes_mask_and_hand_edits_are_protected(qtbot, photos):
     # A hand edit, then a threshold change: the mask keeps the edit until the user re-seeds.
     s.model.begin("hand"); s.model.paint_segment((100, 40), (110, 40), 3, 1); s.model.end(); s.hand_edit_done()
     edited = s.model.mask.copy()
+    otsu_t = s.current.threshold
+    assert win.panel.spin.value() == pytest.approx(otsu_t, abs=5e-4)  # shown to 3 decimals, as Otsu sets it
     win.panel.spin.setValue(0.95)
     assert np.array_equal(s.model.mask, edited) and win.panel.reseed.isEnabled()
+    from app.export_dialog import export_samples
+
+    prov = next(x for x in export_samples(s, only_done=False) if x.name == s.current.name).provenance
+    assert prov["threshold"] == pytest.approx(otsu_t, abs=1e-4) and prov["mask_source"] == "student"
+    assert prov["hand_edited"]  # the mask came from the Otsu seed plus edits, not from the 0.95 now shown
     s.confirm = lambda text: False
     win.panel.reseed.click()
     assert np.array_equal(s.model.mask, edited)

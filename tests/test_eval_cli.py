@@ -205,6 +205,7 @@ def test_dataset_folder_with_model(tmp_path, chelsea, dbd):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["n_images"] == 1 and r["model"] == "lbp" and r["per_image"][0]["name"] == "cat"
     assert r["per_image"][0]["blurred_fraction_gt"] == pytest.approx(40 / 96)
+    assert f"data: {tmp_path / 'set'}; gt polarity blur-white" in out  # the path, not "data data <path>"
 
 
 def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):

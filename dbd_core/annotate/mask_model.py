@@ -79,6 +79,12 @@ class MaskModel:
                 return False
         return self._base_hand
 
+    def forget_history(self) -> None:
+        """Drop every undo and redo step: what the mask is now becomes where undo stops (a photo's first
+        automatic seed is its starting point, not an edit to undo)."""
+        self._undo.clear()
+        self._redo.clear()
+
     def can_undo(self) -> bool:
         return bool(self._undo)
 

@@ -38,6 +38,9 @@ class PhotoEntry:
     models: dict = field(default_factory=dict)  # role -> model name used for the seed
     hand_edited: bool = False
     error: str | None = None  # why the photo could not be read (it is listed, and skipped)
+    # the source and threshold the current mask was last seeded with: after a hand edit, moving the threshold
+    # no longer changes the mask, so ``threshold`` alone would misstate where an exported mask came from
+    seeded_with: dict | None = None
 
 
 def _safe_name(stem: str) -> str:

@@ -138,7 +138,8 @@ def _print_report(report) -> None:
     for line in report.errors:
         print(f"dbd eval: error: {line}", file=sys.stderr)
     info, s = report.info, report.summary
-    src = ", ".join(f"{k} {v}" for k, v in info.get("dataset", {}).items() if v)
+    parts = {k: v for k, v in info.get("dataset", {}).items() if v}
+    src = str(parts["data"]) if set(parts) == {"data"} else ", ".join(f"{k} {v}" for k, v in parts.items())
     tta = f", test-time augmentation {info['tta']}" if info.get("tta", "none") != "none" else ""
     print(f"model: {info.get('model')}" + (f" ({info['weights']})" if info.get("weights") else "") + tta)
     print(f"data: {src}; gt polarity {info.get('gt_polarity')}")
