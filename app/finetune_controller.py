@@ -197,11 +197,17 @@ class FinetuneController(QObject):
         self.candidate = summary
         self.panel.show_metrics(before, after)
         name = Path(summary["output"]).stem
+        self.panel.show_finished(summary.get("steps"), bool(summary.get("stopped_early")))
         d = after.get("mae", math.nan) - before.get("mae", math.nan)
-        verdict = "better" if d < 0 else "not better"
-        self.panel.status.setText(f"Done in {summary.get('wall_s', 0):.0f} s: {name} on {summary['n_val']} held-out "
-                                  f"photo(s) — MAE {before.get('mae', math.nan):.4f} → {after.get('mae', math.nan):.4f} "
-                                  f"({verdict}). Adopt it to make the {self.role} maps with it.")
+        head = (f"Done in {summary.get('wall_s', 0):.0f} s: {name} on {summary['n_val']} held-out photo(s) — MAE "
+                f"{before.get('mae', math.nan):.4f} → {after.get('mae', math.nan):.4f}")
+        if d < 0:
+            self.panel.status.setText(f"{head} (better). Adopt it to make the {self.role} maps with it.")
+            self.panel.adopt.setText("Adopt new version")
+        else:  # the run kept its starting weights, or got worse: say so, and make Discard the obvious choice
+            self.panel.status.setText(f"{head}: no better on the held-out photos. Discard keeps the current model; "
+                                      "more corrected photos give the next run more to learn from.")
+            self.panel.adopt.setText("Adopt anyway")
 
     def adopt(self) -> None:
         if self.candidate is None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 # (key in the metrics dict, label, True if higher is better)
 METRICS = (("mae", "MAE", False), ("f_beta", "F-beta @0.5", True), ("max_f", "max F", True),
-           ("iou", "IoU @0.5", True), ("auc_roc", "ROC AUC", True), ("val_loss", "loss", False))
+           ("iou", "IoU @0.5", True), ("auc_roc", "ROC AUC", True))
 
 
 def fmt_eta(seconds: float | None) -> str:
@@ -56,18 +56,26 @@ class FinetunePanel(QWidget):
         self.plot.setMinimumHeight(170)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
-        self.plot.addLegend(offset=(-5, 5))
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#8ab4f8", width=2), name="train loss")
         self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#f6bf26", width=2), symbol="o", symbolSize=6,
                                         symbolBrush="#f6bf26", name="held-out loss")
+        # a legend inside the plot sat on the curves; the key lives above it instead
+        self.legend = QLabel('<span style="color:#8ab4f8">━ train loss</span> &nbsp; '
+                             '<span style="color:#f6bf26">━● held-out loss</span>')
         self.train_xy: tuple[list, list] = ([], [])
         self.val_xy: tuple[list, list] = ([], [])
 
         self.table = QTableWidget(len(METRICS), 3)
         self.table.setHorizontalHeaderLabels(["before", "after", "change"])
         self.table.setVerticalHeaderLabels([m[1] for m in METRICS])
-        self.table.setMinimumHeight(150)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # three columns in the dock's width
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.resizeRowsToContents()
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        self.table.setFixedHeight(rows + header.sizeHint().height() + 2 * self.table.frameWidth())
         self.result = QLabel("", wordWrap=True)
         self.adopt = QPushButton("Adopt new version")
         self.discard = QPushButton("Discard")
@@ -82,6 +90,7 @@ class FinetunePanel(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         lay.addWidget(self.loss_label)
+        lay.addWidget(self.legend)
         lay.addWidget(self.plot, 1)
         lay.addWidget(QLabel("Held-out corrected photos"))
         lay.addWidget(self.table)
@@ -145,6 +154,15 @@ class FinetunePanel(QWidget):
         elif kind == "error":
             self.progress.setFormat("failed")
             self.status.setText(f"Fine-tune stopped: {ev.get('message')}. Nothing was adopted.")
+
+    def show_finished(self, steps: int | None, stopped_early: bool) -> None:
+        """The bar says the run is over: full, and why it ended where it did."""
+        total = self.progress.maximum()
+        self.progress.setValue(total)
+        if stopped_early and steps is not None:
+            self.progress.setFormat(f"done · stopped early at step {steps} of {total} (held-out photos stopped improving)")
+        else:
+            self.progress.setFormat(f"done · {steps if steps is not None else total} steps")
 
     def show_metrics(self, before: dict, after: dict) -> None:
         for row, (key, _label, higher) in enumerate(METRICS):

@@ -98,6 +98,7 @@ def test_finetune_from_menu_shows_progress_then_adopt_swaps_maps_and_rollback_re
     assert panel.train_xy[0] == list(range(1, 9))  # the curve grew by one point per step
     assert len(panel.val_xy[0]) >= 2 and panel.progress.value() == 8
     assert panel.table.item(0, 0).text() and panel.adopt.isEnabled()
+    assert panel.progress.format().startswith("done") and panel.progress.value() == panel.progress.maximum()
     candidate = project / "models" / "tiny-ft1.pt"
     assert candidate.is_file() and not (project / "models" / "runs").exists()
 
@@ -204,3 +205,22 @@ def test_closing_during_a_run_asks_then_cancels(qtbot, project, weights):
     win.close()
     assert not win.isVisible() and not ft.running
     assert not list((project / "models").glob("*.pt"))
+
+
+def test_a_run_that_gained_nothing_says_so_and_offers_discard_first(qtbot, project, weights):
+    win = open_window(qtbot, project, weights, steps=8)
+    ctl, panel = win.finetune, win.finetune.panel
+    panel.progress.setRange(0, 100)
+    panel.progress.setValue(30)
+    same = {"mae": 0.126, "f_beta": 0.8475, "max_f": 0.8483, "iou": 0.667, "auc_roc": 0.9559}
+    ctl._finished({"before": same, "after": dict(same), "output": str(project / "models" / "x-ft1.pt"),
+                   "n_val": 1, "wall_s": 11.0, "steps": 30, "stopped_early": True})
+    assert "no better on the held-out photos" in panel.status.text() and "Discard keeps" in panel.status.text()
+    assert panel.adopt.text() == "Adopt anyway"
+    assert panel.progress.value() == 100 and "stopped early at step 30 of 100" in panel.progress.format()
+    assert panel.table.rowCount() == 5 and all(panel.table.item(r, 2).text() == "+0.0000" for r in range(5))
+    better = dict(same, mae=0.1)
+    ctl._finished({"before": same, "after": better, "output": str(project / "models" / "x-ft2.pt"),
+                   "n_val": 1, "wall_s": 11.0, "steps": 100, "stopped_early": False})
+    assert "(better). Adopt it" in panel.status.text() and panel.adopt.text() == "Adopt new version"
+    assert panel.progress.format() == "done · 100 steps"
