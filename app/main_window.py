@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         act(n, "Next photo", ["D", "PgDown"], lambda: self.select(self._step(1)))
         act(n, "Previous photo", ["A", "PgUp"], lambda: self.select(self._step(-1)))
         act(n, "Next not done", ["Shift+D", "Ctrl+PgDown"], lambda: self.select(self.next_not_done()))
-        act(n, "Mark done and go to next not done", ["Ctrl+Return"], self._done_next)
+        act(n, "Mark done and go to next not done", ["Ctrl+Return", "Ctrl+Enter"], self._done_next)  # Enter: keypad
         e = self.menuBar().addMenu("&Edit")
         act(e, "Undo", ["Ctrl+Z"], self.session.undo)
         act(e, "Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], self.session.redo)
@@ -143,7 +143,7 @@ class MainWindow(QMainWindow):
             act(e, f"Tool: {tool}", [key], lambda _=False, x=tool: self.tools.set_tool(x))
         act(e, "Smaller brush", ["["], lambda: self.tools.grow(1 / 1.25))
         act(e, "Larger brush", ["]"], lambda: self.tools.grow(1.25))
-        act(e, "Close polygon", ["Return"], self.tools.close_polygon)
+        act(e, "Close polygon", ["Return", "Enter"], self.tools.close_polygon)
         act(e, "Cancel polygon", ["Escape"], self.tools.cancel_polygon)
         act(e, "Toggle outline", ["O"], lambda: self.panel.outline.toggle())
         act(e, "Auto threshold (Otsu)", ["T"], self._otsu)

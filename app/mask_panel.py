@@ -4,7 +4,7 @@ intentions; the annotation session decides what they do to the mask."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
@@ -19,6 +19,17 @@ TOOL_LABELS = {"brush": "Brush (B)", "eraser": "Eraser (E)", "fill": "Fill (F)",
 TOOL_BUTTON_STYLE = ("QToolButton { background: #3c4043; border: 1px solid #5f6368; border-radius: 3px; padding: 3px; }"
                      "QToolButton:hover { border-color: #8ab4f8; }"
                      "QToolButton:checked { background: #1a73e8; color: #ffffff; border-color: #8ab4f8; }")
+
+
+class ThresholdSpinBox(QDoubleSpinBox):
+    """Enter finishes a typed threshold. Without claiming it, the window's Enter shortcut (close polygon)
+    would take the key and the box would keep the focus, and with it every tool key."""
+
+    def event(self, ev):
+        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            ev.accept()
+            return True
+        return super().event(ev)
 
 
 class MaskPanel(QWidget):
@@ -41,10 +52,14 @@ class MaskPanel(QWidget):
         self.source = QComboBox()
         self.source.addItems(["mean", "teacher", "student"])
         self.source.currentTextChanged.connect(self.source_changed)
+        self.source.activated.connect(self.source.clearFocus)  # picked: the tool keys are the view's again
         self.slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
-        self.spin = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.5)
-        self.slider.valueChanged.connect(lambda v: self._set_threshold(v / 100.0, emit=True))
-        self.spin.valueChanged.connect(lambda v: self._set_threshold(v, emit=True))
+        self.spin = ThresholdSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.5)
+        self.slider.valueChanged.connect(lambda v: self._set_threshold(v / 100.0, emit=True, origin=self.slider))
+        self.spin.valueChanged.connect(lambda v: self._set_threshold(v, emit=True, origin=self.spin))
+        # A typed value is done with Enter: hand the keyboard back, or the spin box would keep eating the
+        # tool keys (B, E, F...) and Ctrl+Z would undo its text instead of the mask.
+        self.spin.editingFinished.connect(self.spin.clearFocus)
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
         row.addWidget(self.spin)
@@ -108,6 +123,7 @@ class MaskPanel(QWidget):
         self.status = QComboBox()
         self.status.addItems(list(STATUSES))
         self.status.currentTextChanged.connect(self.status_selected)
+        self.status.activated.connect(self.status.clearFocus)
         fs.addWidget(self.status)
 
         lay = QVBoxLayout(self)
@@ -116,8 +132,10 @@ class MaskPanel(QWidget):
         lay.addStretch(1)
         self.setMinimumWidth(260)
 
-    def _set_threshold(self, t: float, emit: bool) -> None:
+    def _set_threshold(self, t: float, emit: bool, origin=None) -> None:
         for w, v in ((self.slider, round(t * 100)), (self.spin, t)):
+            if w is origin:
+                continue  # writing back into the spin box being typed in would reformat "0" to "0.000" mid-entry
             w.blockSignals(True)  # keep slider and spin box in step without feedback loops
             w.setValue(v)
             w.blockSignals(False)

@@ -161,3 +161,25 @@ def test_active_tool_is_highlighted_and_tool_rows_line_up(qtbot, photos):
     # two columns on one grid: buttons side by side share their row's top edge
     tops = {n: b.mapTo(win.panel, b.rect().topLeft()).y() for n, b in buttons.items()}
     assert tops["brush"] == tops["eraser"] and tops["fill"] == tops["polygon"]
+
+
+def test_tool_keys_work_again_after_typing_a_threshold_and_keypad_enter_counts(qtbot, photos):
+    win = ready(qtbot, photos)
+    win.activateWindow()
+    spin = win.panel.spin
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin.lineEdit(), "0.4")
+    QTest.keyClick(spin, Qt.Key.Key_Return)
+    QApplication.processEvents()
+    assert win.session.current.threshold == pytest.approx(0.4) and not spin.hasFocus()
+    target = QApplication.focusWidget() or win
+    QTest.keyClick(target, Qt.Key.Key_E)
+    QApplication.processEvents()
+    assert win.tools.tool == "eraser"  # the key reached the window, not the spin box
+    row = win.row
+    QTest.keyClick(QApplication.focusWidget() or win, Qt.Key.Key_Enter,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.KeypadModifier)
+    QApplication.processEvents()
+    assert win.entries[row].status == "done"  # Ctrl + keypad Enter marks done, as Ctrl+Return does
