@@ -22,7 +22,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore, combine_maps, otsu_threshold, threshold_map
-from dbd_core.annotate.project import auto_project_name
+from dbd_core.annotate.project import auto_project_name, find_project_holding
+from dbd_core.images import expand_paths
 from dbd_core.errors import DBDError, InputError
 
 AUTOSAVE_MS = 700
@@ -74,8 +75,11 @@ class AnnotationSession(QObject):
         if self.persistent:
             return []
         root = studio_home() / "projects"
+        folder = root / auto_project_name(paths)
+        if not folder.exists():  # the same photos opened another way (files, not their folder) find their work
+            folder = find_project_holding(root, expand_paths(paths)) or folder
         try:
-            store = ProjectStore.open(root / auto_project_name(paths))
+            store = ProjectStore.open(folder)
         except InputError as e:  # a damaged automatic project is kept for inspection, never overwritten
             self.message.emit(f"{e} — starting a new project")
             store = ProjectStore.open(root / time.strftime("untitled-%Y%m%d-%H%M%S"))

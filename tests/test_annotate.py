@@ -171,3 +171,34 @@ def test_move_to_copies_masks_keeps_photo_paths_and_removes_old(tmp_path):
     # A target inside the old folder must not be deleted with it.
     inner = again.move_to(tmp_path / "named" / "sub", remove_old=True)
     assert (tmp_path / "named" / "sub" / "project.json").exists() and inner.folder.exists()
+
+
+def test_find_project_holding_picks_the_project_listing_every_photo(tmp_path):
+    import os
+    import time as _time
+
+    from dbd_core.annotate import ProjectStore
+    from dbd_core.annotate.project import find_project_holding
+
+    photos = []
+    for n in ("a", "b", "c"):
+        (tmp_path / f"{n}.png").write_bytes(b"x")
+        photos.append(tmp_path / f"{n}.png")
+    root = tmp_path / "projects"
+    older = ProjectStore.open(root / "older")
+    older.add_photos(photos)
+    older.save_index()
+    part = ProjectStore.open(root / "part")
+    part.add_photos(photos[:1])
+    part.save_index()
+    (root / "broken").mkdir()
+    (root / "broken" / "project.json").write_text("{ not json")
+    assert find_project_holding(root, photos[:2]) == older.folder
+    newer = ProjectStore.open(root / "newer")
+    newer.add_photos(photos)
+    newer.save_index()
+    t = _time.time() + 5
+    os.utime(newer.folder / "project.json", (t, t))
+    assert find_project_holding(root, photos) == newer.folder  # several match: the most recently saved
+    assert find_project_holding(root, [tmp_path / "elsewhere.png"]) is None
+    assert find_project_holding(root, []) is None and find_project_holding(tmp_path / "none", photos) is None

@@ -315,6 +315,12 @@ def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qt
     wait_settled(qtbot, again)
     assert again.session.current.name == "cat" and again.session.current.hand_edited
     assert np.array_equal(again.session.model.mask, mask)
+    one_by_one = open_window(qtbot)  # the same photos picked as files (Open photos, select all), not as the folder
+    with qtbot.waitSignal(one_by_one.maps_settled, timeout=10000):
+        one_by_one.add_paths(sorted(p for p in photos.iterdir() if p.is_file()))
+    assert one_by_one.session.store.folder == folder  # finds the folder's project, not a fresh one
+    assert one_by_one.session.current.hand_edited
+    one_by_one.close()
 
     named = tmp_path / "named"
     again.session.save_as(named)  # "Save project as…" moves the automatic project

@@ -58,6 +58,26 @@ def auto_project_name(paths) -> str:
     return f"{_safe_name(Path(keys[0]).stem)[:40]}-{digest}"
 
 
+def find_project_holding(root: str | os.PathLike, photos) -> Path | None:
+    """The automatic project under ``root`` that already lists every photo in ``photos`` (the most recently
+    saved one if several do), or None. Opening the files of a folder one by one names a different photo set
+    than opening the folder, so its hash differs; without this the work done on the folder would seem lost."""
+    wanted = {str(Path(p).resolve()) for p in photos}
+    if not wanted:
+        return None
+    best: tuple[float, Path] | None = None
+    for index in Path(root).glob("*/project.json"):
+        try:
+            store = ProjectStore.open(index.parent)
+            held = {str(store.resolve(e).resolve()) for e in store.photos}
+            mtime = index.stat().st_mtime
+        except (InputError, OSError):
+            continue  # a damaged project is somebody else's to look at, not a match
+        if wanted <= held and (best is None or mtime > best[0]):
+            best = (mtime, index.parent)
+    return None if best is None else best[1]
+
+
 class ProjectStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
