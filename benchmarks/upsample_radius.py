@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,9 @@ def score(predictor, samples, radii=RADII) -> dict:
         for tag, m in maps.items():
             rows.setdefault(which, {}).setdefault(tag, []).append(
                 (metrics.mae(m, gt), metrics.f_beta(m, gt), _nll(m, gt), metrics.auc_roc(m, gt)))
-    return {w: {t: [float(x) for x in np.nanmean(v, 0)] for t, v in d.items()} for w, d in rows.items()}
+    with warnings.catch_warnings():  # AUC is NaN on every one-class render of a set: its mean stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {w: {t: [float(x) for x in np.nanmean(v, 0)] for t, v in d.items()} for w, d in rows.items()}
 
 
 def main(argv=None) -> int:
