@@ -27,7 +27,7 @@ def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
             return _webp_size(b)
         if b.startswith(b"\xff\xd8"):
             return _jpeg_size(data)
-    except struct.error:
+    except (struct.error, IndexError):  # a header cut short: the decoder will say what is wrong
         return None
     return None
 

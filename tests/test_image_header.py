@@ -44,6 +44,8 @@ def test_unknown_or_cut_headers_give_none():
     assert header_size(b"hello, I am text") is None
     assert header_size(b"\xff\xd8\xff\xe0\x00") is None  # JPEG cut inside its first segment
     assert header_size(b"II*\x00" + b"\x00" * 60) is None  # TIFF: left to the decoder
+    assert header_size(b"RIFF\x00\x00\x00\x00WEBPVP8L") is None  # WebP cut inside its chunk header
+    assert header_size(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00") is None  # PNG cut inside IHDR
 
 
 def _png_header_only(width: int, height: int) -> bytes:
