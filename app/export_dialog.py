@@ -10,34 +10,25 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QDialog, QDialogButto
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog, QPushButton,
                                QRadioButton)
 
-from dbd_core.data.formats import Sample, is_h5_path, write_samples
+from dbd_core.annotate.export import export_project as write_project
+from dbd_core.annotate.export import project_samples
+from dbd_core.data.formats import is_h5_path
 from dbd_core.errors import DBDError
+
+
+def _in_memory(session) -> dict:
+    return {name: model.mask for name, model in session.masks.items()}
 
 
 def export_samples(session, only_done: bool):
     """The project's photos as dataset samples (the mask in memory if open, else the saved one)."""
-    out = []
-    for e in session.store.photos:
-        if e.error or (only_done and e.status != "done"):
-            continue
-        model = session.masks.get(e.name)
-        mask = model.mask.copy() if model is not None else (session.store.load_mask(e) if session.persistent else None)
-        if mask is None:
-            continue  # never opened, nothing annotated: not a labelled sample
-        seed = e.seeded_with or {"source": e.source, "threshold": e.threshold}  # projects from before the field
-        prov = {"source": str(session.store.resolve(e)), "model": e.models or None, "threshold": seed["threshold"],
-                "mask_source": seed["source"], "hand_edited": e.hand_edited, "status": e.status, "tool": "dbd-studio"}
-        out.append(Sample(e.name, image_path=session.store.resolve(e), mask=mask, provenance=prov))
-    return out
+    return project_samples(session.store, only_done, _in_memory(session), saved=session.persistent)
 
 
 def export_project(session, path, only_done: bool, progress=None, cancel=None, overwrite=False) -> int:
     """Write the samples; returns how many (0 and nothing written when cancelled or when there is none)."""
-    samples = export_samples(session, only_done)
-    if not samples:
-        return 0  # an empty dataset would only block the next export to the same place
-    ok = write_samples(path, samples, overwrite=overwrite, total=len(samples), progress=progress, cancel=cancel)
-    return len(samples) if ok else 0
+    return write_project(session.store, path, only_done, _in_memory(session), saved=session.persistent,
+                         progress=progress, cancel=cancel, overwrite=overwrite)
 
 
 def export_target(text: str, as_h5: bool) -> Path:

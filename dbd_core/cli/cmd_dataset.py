@@ -1,4 +1,4 @@
-"""``dbd dataset``: import public layouts, convert folder <-> HDF5, check a dataset."""
+"""``dbd dataset``: import public layouts, export a studio project, convert folder <-> HDF5, check a dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _FORMATS_HELP = ("A dataset is a folder (images/ with the original photo files, 
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("dataset", help="import, convert and check labelled datasets",
+    p = sub.add_parser("dataset", help="import, export, convert and check labelled datasets",
                        description="Labelled datasets for training and evaluation. " + _FORMATS_HELP)
     dsub = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -45,6 +45,17 @@ def add_parser(sub) -> None:
     conv.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     conv.set_defaults(func=_run_convert)
 
+    exp = dsub.add_parser("export", help="write a studio project's masks as a dataset (as File -> Export does)",
+                          description="Write the photos of a dbd-studio project folder with their saved masks "
+                          "as a dataset: original photo bytes, masks blur-white (255 = blurred), each sample's "
+                          "provenance (seed source and threshold, hand edits, status). By default only photos "
+                          "marked done; nothing is written when there is nothing to export.")
+    exp.add_argument("project", metavar="PROJECT", help="a dbd-studio project folder (with project.json)")
+    exp.add_argument("--out", required=True, metavar="DIR|FILE.h5", help="output folder, or .h5 file")
+    exp.add_argument("--all", action="store_true", help="every photo with a saved mask, not only those marked done")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    exp.set_defaults(func=_run_export)
+
     chk = dsub.add_parser("check", help="read every sample; report blurred fraction and polarity doubts",
                           description="Reads every sample (reporting unreadable ones by name), reports the "
                           "fraction of blurred pixels, and with --model warns when the declared polarity "
@@ -64,6 +75,27 @@ def _progress(label: str):
         print(f"\r{label} {i}/{n}", end="\n" if i == n else "", file=sys.stderr, flush=True)
 
     return cb
+
+
+def _run_export(a) -> int:
+    from pathlib import Path
+
+    from dbd_core.annotate import ProjectStore
+    from dbd_core.annotate.export import export_project
+    from dbd_core.errors import InputError
+
+    folder = Path(a.project)
+    if not (folder / "project.json").is_file():
+        raise InputError(folder, "not a dbd-studio project (no project.json)")
+    store = ProjectStore.open(folder)
+    n = export_project(store, a.out, only_done=not a.all, progress=_progress("export"), overwrite=a.overwrite)
+    if not n:
+        which = "no photo has a saved mask" if a.all else "no photo is marked done (--all exports every saved mask)"
+        print(f"dbd dataset export: nothing to export: {which}; nothing written", file=sys.stderr)
+        return 1
+    print(f"exported {n} photo(s) from {folder} to {a.out} ({'all with a mask' if a.all else 'marked done'}; "
+          "masks blur-white, 255 = blurred)")
+    return 0
 
 
 def _run_import(a) -> int:
