@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -61,20 +63,27 @@ def reduce_rect(full: np.ndarray, rect, k: int) -> tuple[tuple[int, int, int, in
     return (dy0, dx0, dy1, dx1), reduce(block, k)
 
 
-MASK_COLOR = (255, 60, 40)  # the mask overlay's "blurred": warm red, readable over most photos
-# Block coverage (0..255) -> premultiplied RGBA, one cv2.LUT pass instead of four multiplies.
-_RGBA_LUT = np.array([[[round(a * v / 255) for v in MASK_COLOR] + [a]] for a in range(256)], np.uint8)
+# The mask overlay's "blurred" colours: warm red reads over most photos; on warm ones (a red cup, an orange
+# suit) cyan or yellow tell blurred from sharp better.
+MASK_COLORS = {"red": (255, 60, 40), "cyan": (0, 220, 255), "yellow": (255, 225, 0), "magenta": (255, 0, 200)}
+MASK_COLOR = MASK_COLORS["red"]
 
 
-def coverage_rgba(cover: np.ndarray) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _rgba_lut(color: tuple[int, int, int]) -> np.ndarray:
+    """Block coverage (0..255) -> premultiplied RGBA, one cv2.LUT pass instead of four multiplies."""
+    return np.array([[[round(a * v / 255) for v in color] + [a]] for a in range(256)], np.uint8)
+
+
+def coverage_rgba(cover: np.ndarray, color: tuple[int, int, int] = MASK_COLOR) -> np.ndarray:
     """Block coverage (uint8, 255 = all blurred) -> the overlay's premultiplied RGBA pixels."""
-    return cv2.LUT(cv2.merge([cover] * 4), _RGBA_LUT)
+    return cv2.LUT(cv2.merge([cover] * 4), _rgba_lut(tuple(color)))
 
 
-def mask_rgba(mask: np.ndarray, k: int) -> np.ndarray:
+def mask_rgba(mask: np.ndarray, k: int, color: tuple[int, int, int] = MASK_COLOR) -> np.ndarray:
     """The overlay's display level of a whole {0,1} mask: each pixel coloured by the blurred share of
     its k x k block. The map worker makes it for saved masks; app/overlay.py makes the same pixels."""
-    return coverage_rgba(reduce(mask * np.uint8(255), k))
+    return coverage_rgba(reduce(mask * np.uint8(255), k), color)
 
 
 def lookup_table(cmap_name: str) -> np.ndarray:

@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         p.reseed_requested.connect(s.reseed)
         p.opacity_changed.connect(self.views.overlay.setOpacity)
         p.outline_toggled.connect(self.views.overlay.set_outline)
+        p.color_selected.connect(self._set_mask_color)
         p.tool_selected.connect(t.set_tool)
         p.radius_selected.connect(t.set_radius)
         p.undo_requested.connect(s.undo)
@@ -162,6 +163,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"dbd-studio — {Path(folder).name} ({kind}, autosaved)")
         self.statusBar().showMessage(f"Autosaving to {kind} {folder}" +
                                      (" — File → Save project as… to name it" if auto else ""), 15000)
+
+    def _set_mask_color(self, name: str) -> None:
+        from app.display import MASK_COLORS
+
+        color = MASK_COLORS[name]
+        self.worker.mask_color = color
+        self.views.overlay.set_color(color)
+        self.views.photo.set_legend_color(color)
 
     def _on_warning(self, text: str) -> None:
         self.statusBar().showMessage(text, 60000)
@@ -292,10 +301,11 @@ class MainWindow(QMainWindow):
         # The worker's overlay pixels fit only if the model holds exactly the mask it read (mask_for may
         # keep a resident model or reread a moved project's file); the check costs 3 ms at 12 MP, the
         # recolour it saves 31 ms.
-        rgba = loaded[3] if loaded is not None and loaded[1] is not None and np.array_equal(model.mask, loaded[1]) \
+        made = loaded[3] if loaded is not None and loaded[1] is not None and np.array_equal(model.mask, loaded[1]) \
             else None
+        rgba, rgba_color = made if made is not None else (None, None)
         if self.views.overlay.model is not model:  # re-selecting the shown photo needs no recolour
-            self.views.overlay.set_model(model, rgba)
+            self.views.overlay.set_model(model, rgba, rgba_color)
         self.tools.model = model
         self.session.maps_arrived(entry)
         self._show_mask_state()

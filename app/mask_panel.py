@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
 
+from app.display import MASK_COLORS
 from dbd_core.annotate import STATUSES
 
 TOOL_LABELS = {"brush": "Brush (B)", "eraser": "Eraser (E)", "fill": "Fill (F)", "polygon": "Polygon/lasso (G)",
@@ -38,6 +39,7 @@ class MaskPanel(QWidget):
     otsu_requested = Signal()
     reseed_requested = Signal()
     opacity_changed = Signal(float)
+    color_selected = Signal(str)  # a name of app.display.MASK_COLORS
     outline_toggled = Signal(bool)
     tool_selected = Signal(str)
     radius_selected = Signal(int)
@@ -81,7 +83,13 @@ class MaskPanel(QWidget):
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         self.outline = QCheckBox("Outline only (O)")
         self.outline.toggled.connect(self.outline_toggled)
+        self.color = QComboBox(toolTip="Colour of 'blurred' in the overlay: on warm photos cyan or yellow "
+                                       "reads better than red")
+        self.color.addItems(list(MASK_COLORS))
+        self.color.currentTextChanged.connect(self.color_selected)
+        self.color.activated.connect(self.color.clearFocus)
         fv.addRow("Opacity", self.opacity)
+        fv.addRow("Colour", self.color)
         fv.addRow(self.outline)
 
         tools = QGroupBox("Tools")

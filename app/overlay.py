@@ -18,7 +18,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject
 
-from app.display import coverage_rgba, display_factor, display_shape, reduce
+from app.display import MASK_COLOR, coverage_rgba, display_factor, display_shape, reduce
 
 
 class MaskOverlayItem(QGraphicsObject):
@@ -26,6 +26,7 @@ class MaskOverlayItem(QGraphicsObject):
         super().__init__(parent)
         self.model = None
         self.outline = False
+        self.color = MASK_COLOR
         self._rgba = np.zeros((1, 1, 4), np.uint8)
         self._qimage = QImage()
         self.k = 1  # display reduction of the current photo
@@ -34,9 +35,12 @@ class MaskOverlayItem(QGraphicsObject):
         self.setZValue(10)
 
     # ---------------------------------------------------------------- model binding
-    def set_model(self, model, rgba: np.ndarray | None = None) -> None:
+    def set_model(self, model, rgba: np.ndarray | None = None, rgba_color=None) -> None:
         """Bind ``model``; ``rgba`` = its pixels already made off the GUI thread (app.display.mask_rgba
-        of exactly ``model.mask``), adopted instead of recolouring the whole mask here (23-31 ms at 12 MP)."""
+        of exactly ``model.mask``, in ``rgba_color``), adopted instead of recolouring the whole mask here
+        (23-31 ms at 12 MP) when made in the overlay's colour."""
+        if rgba is not None and tuple(rgba_color or MASK_COLOR) != tuple(self.color):
+            rgba = None  # made before a colour change: recolour here
         if self.model is not None and self._on_change in self.model.listeners:
             self.model.listeners.remove(self._on_change)
         self.prepareGeometryChange()
@@ -58,6 +62,11 @@ class MaskOverlayItem(QGraphicsObject):
             self.update()
         else:
             self.redraw()
+
+    def set_color(self, color) -> None:
+        """The colour of "blurred" (one full recolour, on a user's choice)."""
+        self.color = tuple(color)
+        self.redraw()
 
     def set_outline(self, on: bool) -> None:
         self.outline = bool(on)
@@ -87,7 +96,7 @@ class MaskOverlayItem(QGraphicsObject):
         cover = reduce(on * np.uint8(255), k)  # share of each block that is blurred
         dy0, dx0 = y0 // k, x0 // k
         dy1, dx1 = dy0 + cover.shape[0], dx0 + cover.shape[1]
-        self._rgba[dy0:dy1, dx0:dx1] = coverage_rgba(cover)
+        self._rgba[dy0:dy1, dx0:dx1] = coverage_rgba(cover, self.color)
         self.update(QRectF(dx0, dy0, dx1 - dx0, dy1 - dy0))
 
     def _edge_width(self) -> int:

@@ -38,6 +38,7 @@ class FooterStrip(QWidget):
         super().__init__(parent)
         self.cmap = pg.colormap.get(cmap) if cmap else None
         self.label = label
+        self.swatch = MASK_COLOR  # the legend's colour when there is no colormap
         self.setFixedHeight(FOOTER_H)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
@@ -48,7 +49,7 @@ class FooterStrip(QWidget):
         text_w = fm.horizontalAdvance(self.label) + 12
         bar = QRectF(8, 4, max(20, self.width() - text_w - 24), 10)
         if self.cmap is None:  # legend: a swatch in the mask colour
-            p.fillRect(QRectF(8, 8, 14, 14), QColor(*MASK_COLOR))
+            p.fillRect(QRectF(8, 8, 14, 14), QColor(*self.swatch))
             p.setPen(QColor("#cfd1d4"))
             p.drawText(QRectF(28, 0, self.width() - 32, FOOTER_H), Qt.AlignmentFlag.AlignVCenter, self.label)
             return
@@ -122,6 +123,10 @@ class ImagePanel(QWidget):
         lay.addLayout(head)
         lay.addWidget(body, 1)
         lay.addWidget(self.footer)
+
+    def set_legend_color(self, color) -> None:
+        self.footer.swatch = tuple(color)
+        self.footer.update()
 
     def mouseDoubleClickEvent(self, ev) -> None:  # on the title bar
         self.maximise_toggled.emit(self)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-from app.display import colorize, difference, display_factor, mask_rgba, reduce
+from app.display import MASK_COLOR, colorize, difference, display_factor, mask_rgba, reduce
 from dbd_core.data.formats import decode_image_bytes
 from dbd_core.errors import DBDError, InputError
 from dbd_core.images import read_image, read_mask
@@ -116,6 +116,7 @@ class MapWorker(QThread):
         self.provider = provider
         self.map_lut = map_lut  # colours the maps' display levels (app/display.lookup_table)
         self.diff_lut = diff_lut  # colours the disagreement of the two maps' display levels
+        self.mask_color = MASK_COLOR  # the overlay's colour for saved masks' pixels (set by the GUI)
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()
         self._generation = 0  # foreground jobs of an older generation are stale
@@ -177,7 +178,8 @@ class MapWorker(QThread):
         if mask_file:  # before the image: the GUI binds the mask as soon as the photo shows
             try:
                 mask, _ = read_mask(mask_file, "blur-white", expect_shape=rgb.shape[:2])
-                self.mask_ready.emit(path, mask_file, mask, "", mask_rgba(mask, k))
+                color = self.mask_color  # read once: the GUI may change it meanwhile
+                self.mask_ready.emit(path, mask_file, mask, "", (mask_rgba(mask, k, color), color))
             except InputError as e:
                 self.mask_ready.emit(path, mask_file, None, str(e), None)
         if want_image:

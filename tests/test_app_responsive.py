@@ -224,3 +224,27 @@ def test_while_a_mask_loads_edits_never_reach_the_previous_photo(qtbot, tmp_path
     wait_settled(qtbot, win)
     assert win.session.current is second and np.array_equal(win.session.model.mask, saved[second.name])
     win.close()
+
+
+def test_overlay_colour_choice_recolours_and_reaches_the_worker_made_pixels(qtbot, tmp_path, photos):
+    from app.display import MASK_COLORS
+
+    folder, saved = _project_with_masks(tmp_path, photos)
+    win = open_window(qtbot, project=folder)
+    wait_settled(qtbot, win)
+    overlay, cyan = win.views.overlay, MASK_COLORS["cyan"]
+    win.panel.color.setCurrentText("cyan")
+    model = win.session.model
+    assert np.array_equal(overlay._rgba, display.mask_rgba(model.mask, overlay.k, cyan))
+    assert win.worker.mask_color == cyan and win.views.photo.footer.swatch == cyan
+    other = 1 - win.row
+    win.select(other)  # its saved mask is read, and coloured, by the worker: in cyan now
+    wait_settled(qtbot, win)
+    model = win.session.model
+    assert np.array_equal(model.mask, saved[win.entries[other].name])
+    assert np.array_equal(overlay._rgba, display.mask_rgba(model.mask, overlay.k, cyan))
+    red = display.mask_rgba(model.mask, overlay.k, MASK_COLORS["red"])
+    overlay.set_model(None)
+    overlay.set_model(model, red, MASK_COLORS["red"])  # pixels made before the switch are not adopted
+    assert np.array_equal(overlay._rgba, display.mask_rgba(model.mask, overlay.k, cyan))
+    win.close()
