@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-weights", type=Path, help="student: the teacher it was distilled from")
     ap.add_argument("--models-dir", type=Path, default=REPO / "resources" / "models")
     ap.add_argument("--note", default="", help="free text for the card (e.g. how the run was interrupted)")
+    ap.add_argument("--guided-radius", type=int, default=None, metavar="PX",
+                    help="the guided filter's window for these weights (card inference.guided_radius), as "
+                         "measured by benchmarks/upsample_radius.py; default: upsample.default_radius")
     args = ap.parse_args(argv)
 
     import torch
@@ -129,6 +132,18 @@ def main(argv=None) -> int:
         card["recipe"]["command"] += " && " + interp.get("command", "python benchmarks/interpolate_weights.py ...")
     if args.teacher_weights:
         card["teacher"] = {"file": args.teacher_weights.name, "sha256": sha256_file(args.teacher_weights)}
+    if args.guided_radius is not None:
+        if args.guided_radius < 1:
+            raise SystemExit("--guided-radius must be >= 1")
+        card["inference"] = {"guided_radius": args.guided_radius,
+                             "why": "measured for these weights with benchmarks/upsample_radius.py"}
+    shipped = card_path(args.models_dir / f"{args.name}.pt")
+    if args.guided_radius is None and shipped.exists():
+        old = (json.loads(shipped.read_text(encoding="utf-8")).get("inference") or {}).get("guided_radius")
+        if old is not None:  # a window belongs to the weights it was measured on: never carried over silently
+            print(f"note: the shipped {args.name} used a {old} px guided window; these weights get the default. "
+                  "Measure them (benchmarks/upsample_radius.py) and ship with --guided-radius N to choose one.",
+                  file=sys.stderr)
     out = save_model(args.models_dir / f"{args.name}.pt", model, card, half=args.half)
     print(f"shipped {out} ({out.stat().st_size / 1e6:.2f} MB), wall time {run['wall_time_s'] / 60:.1f} min, "
           f"{run['steps']} steps")

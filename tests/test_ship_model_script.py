@@ -48,3 +48,34 @@ def test_an_interpolation_ships_with_its_report_as_the_cards_validation(tmp_path
     assert card["recipe"]["command"] == ("dbd train teacher --config r.toml && "
                                          "python benchmarks/interpolate_weights.py --config r.toml")
     assert card["wall_time_s"] == 6.0
+    assert "inference" not in card
+
+    # the guided window belongs to the weights: given, it is recorded; not given, the old one is not carried over
+    argv = ["teacher", "--run", str(run), "--config", str(recipe), "--models-dir", str(tmp_path / "models")]
+    assert load_script("ship_model").main(argv + ["--guided-radius", "2"]) == 0
+    assert load_model_file(tmp_path / "models" / "teacher.pt")[1]["inference"]["guided_radius"] == 2
+
+
+def test_reshipping_without_a_window_says_the_old_one_is_dropped(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from dbd_core.nets.registry import build_model
+    from dbd_core.weights import load_model_file, save_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    save_model(run / "model.pt", build_model("tiny", width=8), {"command": "dbd train teacher --config r.toml"})
+    events = [{"type": "start", "time": 0.0, "start_step": 0, "total_steps": 4},
+              {"type": "done", "time": 6.0, "step": 4, "summary": {"best_step": 4, "metrics": {"mae": 0.2}}}]
+    (run / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[run]\nkind = "teacher"\n[model]\nname = "tiny"\n[data]\nkind = "synthetic"\n')
+    models = tmp_path / "models"
+    save_model(models / "teacher.pt", build_model("tiny", width=8), {"inference": {"guided_radius": 2}})
+    assert load_script("ship_model").main(["teacher", "--run", str(run), "--config", str(recipe),
+                                           "--models-dir", str(models)]) == 0
+    assert "used a 2 px guided window; these weights get the default" in capsys.readouterr().err
+    assert "inference" not in load_model_file(models / "teacher.pt")[1]
