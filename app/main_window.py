@@ -14,6 +14,7 @@ from app import gc_policy
 from app.image_list import ImageList
 from app.mask_panel import MaskPanel
 from app.models import ModelProvider
+from app.save_guard import SaveGuard
 from app.session import AnnotationSession
 from app.tools import ToolController
 from app.display import difference, display_factor, lookup_table, reduce
@@ -112,7 +113,7 @@ class MainWindow(QMainWindow):
         s.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         s.warning.connect(self._on_warning)
         s.project_changed.connect(self._on_project)
-        s.save_failed.connect(self._on_save_failed)
+        self.save_guard = SaveGuard(self, s, self._save_as)
         s.save_recovered.connect(lambda: self._on_project(str(s.store.folder), s.auto))
         p.show_tool(t.tool)
 
@@ -175,13 +176,6 @@ class MainWindow(QMainWindow):
     def _on_warning(self, text: str) -> None:
         self.statusBar().showMessage(text, 60000)
         QMessageBox.warning(self, "dbd-studio", text)
-
-    def _on_save_failed(self, reason: str) -> None:
-        """Said once per run of failed saves, in the title for as long as it lasts: edits stay in memory."""
-        self.setWindowTitle(f"dbd-studio — {self.session.store.folder.name} (NOT SAVED: the folder refuses writes)")
-        QMessageBox.warning(self, "Autosave failed",
-                            f"Your edits could not be saved:\n{reason}\n\nThey are kept in memory. Use File → Save "
-                            "project as… to save them somewhere writable; autosave keeps retrying here.")
 
     def _load_entries(self, entries, select) -> None:
         for e in entries:
@@ -466,19 +460,8 @@ class MainWindow(QMainWindow):
         if not self.finetune.may_close():  # a running fine-tune: ask, then cancel and wait
             ev.ignore()
             return
-        while not self.session.save_now():  # unsaved edits: save elsewhere, leave them, or stay
-            box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved edits",
-                              f"Your edits could not be saved:\n{self.session.save_error}", parent=self)
-            save_as = box.addButton("Save project as…", QMessageBox.ButtonRole.AcceptRole)
-            box.addButton("Close without saving", QMessageBox.ButtonRole.DestructiveRole)
-            cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-            box.exec()
-            if box.clickedButton() is cancel:
-                ev.ignore()
-                return
-            if box.clickedButton() is save_as:
-                self._save_as()  # saved: the loop's next save_now() says so; failed or cancelled: ask again
-                continue
-            break
+        if not self.save_guard.may_close():  # edits the folder refused: save elsewhere, leave them, or stay
+            ev.ignore()
+            return
         self.worker.stop()
         super().closeEvent(ev)
