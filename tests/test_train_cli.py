@@ -135,6 +135,28 @@ def test_bad_config_key_is_one_line_error_naming_the_key(tmp_path, capsys, extra
     assert not (tmp_path / "r" / "model.pt").exists()
 
 
+def test_a_rerun_without_resume_never_replaces_a_run_and_every_rank_exits_0(tmp_path, capsys):
+    data = _dataset(tmp_path / "ds")
+    cfg = _config(tmp_path / "t.toml")
+    run = tmp_path / "run"
+    argv = ["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(run), "--quiet"]
+    assert main(argv) == 0
+    before = (run / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 1  # forgot --resume: refused, nothing touched
+    err = capsys.readouterr().err.strip()
+    assert "already holds a run" in err and "--resume" in err and "--restart" in err and "\n" not in err
+    assert (run / "model.pt").read_bytes() == before
+    assert main(argv + ["--resume", "--restart"]) == 1
+    assert main(argv + ["--restart"]) == 0  # asked for: starts over
+    from dbd_core.cli._progress import drive
+
+    events = [{"type": "start"}, {"type": "done", "summary": {}}]
+    # a torchrun rank other than 0 prints nothing but must exit 0 too, or torchrun fails the whole job
+    assert drive(lambda cancel: iter(events), None, is_main=False) == 0
+    assert drive(lambda cancel: iter([{"type": "error", "message": "x"}]), None, is_main=False) == 1
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     cfg = _config(tmp_path / "t.toml")
     rc = main(["train", "teacher", "--config", str(cfg), "--data", str(_dataset(tmp_path / "ds")),

@@ -16,8 +16,14 @@ def _fmt_s(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def drive(events_fn, log_path: Path | None, quiet: bool = False, is_main: bool = True) -> int:
-    """Run ``events_fn(cancel_event)``; returns the exit code (0 done, 1 error, 130 cancelled)."""
+EXIT_CODES = {"done": 0, "error": 1, "cancelled": 130}
+
+
+def drive(events_fn, log_path: Path | None, quiet: bool = False, is_main: bool = True, prog: str = "dbd train",
+          resumable: bool = True) -> int:
+    """Run ``events_fn(cancel_event)``; returns the exit code (0 done, 1 error, 130 cancelled) on every rank
+    of a distributed run (torchrun fails the whole job when any rank exits non-zero). ``prog`` starts error
+    lines; ``resumable``: whether a cancelled run can go on with --resume (fine-tunes cannot)."""
     cancel = threading.Event()
     old = signal.getsignal(signal.SIGINT)
 
@@ -34,14 +40,15 @@ def drive(events_fn, log_path: Path | None, quiet: bool = False, is_main: bool =
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "a", encoding="utf-8")  # an append-only log, not a product file
     code = 1
+    view = _View(prog, resumable, quiet)
     try:
         for ev in events_fn(cancel):
             if log is not None:
                 log.write(json.dumps({"time": time.time(), **ev}, default=str) + "\n")
                 log.flush()
-            if not is_main or quiet and ev["type"] == "step":
-                continue
-            code = _show(ev, code)
+            code = EXIT_CODES.get(ev["type"], code)
+            if is_main:
+                view.show(ev)
     finally:
         if log is not None:
             log.close()
@@ -50,37 +57,46 @@ def drive(events_fn, log_path: Path | None, quiet: bool = False, is_main: bool =
     return code
 
 
-def _show(ev: dict, code: int) -> int:
-    t = ev["type"]
-    if t == "start":
-        print(f"{ev.get('kind', 'run')}: {ev.get('n_train')} training / {ev.get('n_val')} validation items, "
-              f"steps {ev.get('start_step')}->{ev.get('total_steps')} on {ev.get('device')}"
-              f"{' x%d processes' % ev['world_size'] if ev.get('world_size', 1) > 1 else ''}; run folder "
-              f"{ev.get('run_dir')}", file=sys.stderr)
-    elif t == "step":
-        n, tot = ev["step"], ev["total_steps"]
-        bar = "#" * int(30 * n / tot) + "-" * (30 - int(30 * n / tot))
-        terms = " ".join(f"{k}={v:.3f}" for k, v in ev["losses"].items())
-        end = "\n" if n == tot else ""
-        print(f"\r[{bar}] {n}/{tot} {terms} lr={ev['lr']:.2e} {ev['samples_per_s']:.1f}/s "
-              f"eta {_fmt_s(ev['eta_s'])}   ", end=end, file=sys.stderr, flush=True)
-    elif t == "val":
-        m = ev["metrics"]
-        tag = ev.get("phase") or f"step {ev['step']}"
-        print(f"\nvalidation ({tag}): " + _metrics_text(m, ("val_loss",) + SHOWN_METRICS), file=sys.stderr)
-    elif t == "checkpoint":
-        pass
-    elif t == "cancelled":
-        print(f"\ncancelled at step {ev['step']}; checkpoint {ev['checkpoint']} (continue with --resume)",
-              file=sys.stderr)
-        return 130
-    elif t == "error":
-        print(f"\nerror: {ev['message']}", file=sys.stderr)
-        return 1
-    elif t == "done":
-        print("\n" + summary_text(ev["summary"]))
-        return 0
-    return code
+class _View:
+    """Prints a run's events: one updating step line, validation lines (not with ``quiet``), one-line errors."""
+
+    def __init__(self, prog: str, resumable: bool, quiet: bool):
+        self.prog, self.resumable, self.quiet = prog, resumable, quiet
+        self.mid_line = False  # a \r step line is showing: end it before printing a line of our own
+
+    def _line(self, text: str, to_stdout: bool = False) -> None:
+        if self.mid_line:
+            print(file=sys.stderr)
+            self.mid_line = False
+        print(text, file=sys.stdout if to_stdout else sys.stderr)
+
+    def show(self, ev: dict) -> None:
+        t = ev["type"]
+        if t == "start":
+            self._line(f"{ev.get('kind', 'run')}: {ev.get('n_train')} training / {ev.get('n_val')} validation "
+                       f"items, steps {ev.get('start_step')}->{ev.get('total_steps')} on {ev.get('device')}"
+                       f"{' x%d processes' % ev['world_size'] if ev.get('world_size', 1) > 1 else ''}; run folder "
+                       f"{ev.get('run_dir')}")
+        elif t == "step" and not self.quiet:
+            n, tot = ev["step"], ev["total_steps"]
+            bar = "#" * int(30 * n / tot) + "-" * (30 - int(30 * n / tot))
+            terms = " ".join(f"{k}={v:.3f}" for k, v in ev["losses"].items())
+            print(f"\r[{bar}] {n}/{tot} {terms} lr={ev['lr']:.2e} {ev['samples_per_s']:.1f}/s "
+                  f"eta {_fmt_s(ev['eta_s'])}   ", end="", file=sys.stderr, flush=True)
+            self.mid_line = True
+        elif t == "val" and not self.quiet:
+            tag = ev.get("phase") or f"step {ev['step']}"
+            self._line(f"validation ({tag}): " + _metrics_text(ev["metrics"], ("val_loss",) + SHOWN_METRICS))
+        elif t == "cancelled":
+            if self.resumable:
+                self._line(f"{self.prog}: cancelled at step {ev['step']}; checkpoint {ev.get('checkpoint')} "
+                           "(continue with --resume)")
+            else:
+                self._line(f"{self.prog}: cancelled at step {ev['step']}; no new version was written")
+        elif t == "error":
+            self._line(f"{self.prog}: error: {ev['message']}")
+        elif t == "done":
+            self._line(summary_text(ev["summary"]), to_stdout=True)
 
 
 SHOWN_METRICS = ("mae", "f_beta", "f_beta_two_class", "max_f", "iou", "auc_roc", "nll")  # validation numbers a run prints

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, help="override run.steps")
     p.add_argument("--device", help="auto, cpu, cuda")
     p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no step or validation lines: only the start, errors and "
+                                                        "the summary")
     p.set_defaults(func=run)
 
 
@@ -47,4 +48,4 @@ def run(args: argparse.Namespace) -> int:
     job = FinetuneJob(data=args.data, model=args.model, out_dir=args.out, config=cfg, device=args.device,
                       threads=args.threads)
     return drive(lambda cancel: run_finetune(job, cancel), args.out / "runs" / "finetune-events.jsonl",
-                 quiet=args.quiet)
+                 quiet=args.quiet, prog="dbd finetune", resumable=False)

@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, help="final weights file (default <run folder>/model.pt)")
     p.add_argument("--steps", type=int, help="override run.steps")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--restart", action="store_true",
+                   help="start over in a run folder that holds a checkpoint (its checkpoint and weights are replaced)")
     p.add_argument("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="CPU threads per process")
     p.add_argument("--seed", type=int, help="override run.seed")
@@ -61,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from dbd_core.train.config import resolve_path
 
     run_dir = Path(args.run_dir or Path(resolve_path(cfg["run"]["out_dir"], cfg)) / cfg["run"]["name"])
+    if args.resume and args.restart:
+        raise DBDError("--resume continues a run and --restart replaces it: give one")
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists() and not (args.resume or args.restart):  # a re-run after Ctrl-C must not erase hours
+        raise DBDError(f"{run_dir} already holds a run (checkpoint.pt): --resume continues it, --restart starts "
+                       "over and replaces it, or choose another --run-dir")
     rank_is_main = ddp.is_main_process()
     return drive(lambda cancel: run_training(job, cancel), run_dir / "events.jsonl", quiet=args.quiet,
-                 is_main=rank_is_main)
+                 is_main=rank_is_main, prog=f"dbd train {args.kind}")
