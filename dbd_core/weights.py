@@ -250,9 +250,11 @@ def how_to_get(name: str) -> str:
     """One sentence telling a user how to obtain the weights for a shipped model name."""
     target = models_dir() / f"{name}{WEIGHTS_SUFFIX}"
     teacher = models_dir() / f"teacher{WEIGHTS_SUFFIX}"
+    # --unpin: student.toml pins the teacher its release was distilled from; a teacher trained here is another
     recipe = (f"dbd train {name} --config resources/configs/{name}.toml"
-              + (f" --teacher {teacher}" if name == "student" else "") + f" --out {target}")
-    return f"train them with `{recipe}` (README, 'Training recipes') or pass a weights file with --weights FILE"
+              + (f" --teacher {teacher} --unpin" if name == "student" else "") + f" --out {target}")
+    return (f"train them with `{recipe}` (README, 'Training recipes'), or use a weights file "
+            "(dbd: --weights FILE; dbd-studio: --teacher FILE / --student FILE)")
 
 
 def require_shipped(name: str) -> Path:

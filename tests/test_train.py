@@ -302,3 +302,16 @@ def test_sgd_for_the_network_and_adamw_for_the_discriminator(tmp_path):
     assert ev[-1]["type"] == "done"
     with pytest.raises(Exception, match="optim.name"):
         tiny_config(optim={"name": "adam"})
+
+
+def test_next_version_is_never_named_like_its_parent(tmp_path):
+    from dbd_core.train.finetune import next_version_path
+
+    assert next_version_path(tmp_path, "student").name == "student-ft1.pt"
+    (tmp_path / "student-ft1.pt").write_bytes(b"x")
+    (tmp_path / "student-ft3.pt").write_bytes(b"x")
+    assert next_version_path(tmp_path, "student").name == "student-ft4.pt"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert next_version_path(other, "student-ft1").name == "student-ft2.pt"  # not the parent's own name
+    assert next_version_path(other, "student-ft7").name == "student-ft8.pt"

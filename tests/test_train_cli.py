@@ -250,6 +250,13 @@ def test_pinned_init_and_teacher_refuse_another_file(tmp_path, capsys):
     rc, err = run("student", f'teacher_sha256 = "{digest[:16]}"', "student_ok", "--teacher", str(init))
     assert rc == 0, err
 
+    # --unpin: train from what the paths hold now; the card says which pins were set aside
+    rc, err = run("teacher", f'init = "{init}"\ninit_sha256 = "{other}"', "unpinned", "--unpin")
+    assert rc == 0, err
+    assert load_model_file(tmp_path / "unpinned" / "model.pt")[1]["unpinned"] == {"init_sha256": other}
+    rc, err = run("student", f'teacher_sha256 = "{other}"', "student_unpinned", "--teacher", str(init), "--unpin")
+    assert rc == 0, err
+
 
 def test_init_with_kwargs_grows_the_file_or_refuses_in_one_line(tmp_path, capsys):
     """model.kwargs beside model.init mean "this file, with these settings added" (dbd_core.weights.grow_from):

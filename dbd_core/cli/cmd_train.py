@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, help="final weights file (default <run folder>/model.pt)")
     p.add_argument("--steps", type=int, help="override run.steps")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--unpin", action="store_true",
+                   help="accept other weights than the sha256 the recipe pins for model.init / --teacher (the run "
+                        "then continues from, or distils, what those paths hold now, not the release it reproduced)")
     p.add_argument("--restart", action="store_true",
                    help="start over in a run folder that holds a checkpoint (its checkpoint and weights are replaced)")
     p.add_argument("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
@@ -50,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         cfg["run"]["steps"] = args.steps
     if args.seed is not None:
         cfg["run"]["seed"] = args.seed
+    if args.unpin:  # said in the card: this run does not reproduce the recipe's release
+        pins = {k: cfg["model"][k] for k in ("init_sha256", "teacher_sha256") if cfg["model"].get(k)}
+        cfg["model"]["init_sha256"] = cfg["model"]["teacher_sha256"] = ""
     teacher = None
     if args.kind == "student":
         if not args.teacher:
@@ -59,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         teacher, _ = load_pinned(args.teacher, cfg["model"]["teacher_sha256"], "model.teacher_sha256")
     job = TrainJob(cfg, run_dir=args.run_dir, output=args.out, resume=args.resume, device=args.device,
                    threads=args.threads, teacher=teacher,
-                   card={"teacher": str(args.teacher)} if args.teacher else {})
+                   card={**({"teacher": str(args.teacher)} if args.teacher else {}),
+                         **({"unpinned": pins} if args.unpin else {})})
     from dbd_core.train.config import resolve_path
 
     run_dir = Path(args.run_dir or Path(resolve_path(cfg["run"]["out_dir"], cfg)) / cfg["run"]["name"])

@@ -46,11 +46,13 @@ def parent_weights(model: str) -> Path:
 
 
 def next_version_path(out_dir: Path, stem: str) -> Path:
-    """``<stem>-ft<N>.pt`` with N one above any existing version: never an existing file."""
-    base = re.sub(r"-ft\d+$", "", stem)
+    """``<base>-ft<N>.pt`` with N one above any existing version in ``out_dir`` and above the parent's own
+    number (a version of ``student-ft1`` is never called ``student-ft1`` again, wherever it is written)."""
+    m = re.fullmatch(r"(.*)-ft(\d+)", stem)
+    base, parent_n = (m.group(1), int(m.group(2))) if m else (stem, 0)
     taken = [int(m.group(1)) for p in out_dir.glob(f"{base}-ft*.pt") if (m := re.fullmatch(
         rf"{re.escape(base)}-ft(\d+)", p.stem))]
-    return out_dir / f"{base}-ft{max(taken, default=0) + 1}.pt"
+    return out_dir / f"{base}-ft{max(taken + [parent_n], default=0) + 1}.pt"
 
 
 def default_config(arch: str) -> dict:
