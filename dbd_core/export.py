@@ -119,7 +119,23 @@ def _export_bytes(wrapper: nn.Module, size: tuple[int, int], opset: int, dynamic
         # dynamo=False: the TorchScript exporter needs no onnxscript and handles the nets' ops at opset 17.
         torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
-    return buf.getvalue()
+    return _fixed_map_channel(buf.getvalue())
+
+
+def _fixed_map_channel(data: bytes) -> bytes:
+    """The map has one channel; the exporter's shape inference leaves that dimension symbolic
+    ("Sigmoidblur_dim_1"), so a consumer reading the declared shape could not tell. State it."""
+    try:
+        import onnx
+    except ImportError:  # the graph is valid either way; only its declared output shape is less precise
+        return data
+    model = onnx.load_from_string(data)
+    for out in model.graph.output:
+        if out.name == OUTPUT_NAME:
+            dim = out.type.tensor_type.shape.dim[1]
+            dim.ClearField("dim_param")
+            dim.dim_value = 1
+    return model.SerializeToString()
 
 
 def session(onnx_model: bytes | str | os.PathLike, threads: int | None = 2):

@@ -112,6 +112,8 @@ def test_onnx_export_matches_pytorch(random_student, tmp_path):
     ref = torch_probability(model, x)
     got = sess.run(["blur"], {"image": x})[0]
     assert got.shape == (1, 1, 64, 128)
+    declared = sess.get_outputs()[0].shape
+    assert declared[1] == 1 and declared[2] == "height" and declared[3] == "width"  # one channel, as documented
     assert float(ref.std()) > 1e-4  # a real map, not a constant, so the comparison means something
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
