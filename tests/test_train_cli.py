@@ -135,6 +135,22 @@ def test_bad_config_key_is_one_line_error_naming_the_key(tmp_path, capsys, extra
     assert not (tmp_path / "r" / "model.pt").exists()
 
 
+def test_missing_paths_name_the_config_file_and_key_or_the_option(tmp_path, capsys):
+    cfg = _config(tmp_path / "paths.toml")
+    cfg.write_text(cfg.read_text().replace("[model]\n", f'[model]\ninit = "{tmp_path / "gone.pt"}"\n'))
+
+    def err_of(*argv):
+        rc = main(["train", "teacher", "--config", str(cfg), "--run-dir", str(tmp_path / f"r{len(argv)}"), *argv])
+        err = capsys.readouterr().err.strip()
+        assert rc == 1 and len(err.splitlines()) == 1 and err.startswith("dbd train teacher: error: "), err
+        return err
+
+    assert "paths.toml: model.init: " in err_of("--data", str(_dataset(tmp_path / "ds")))
+    cfg.write_text(cfg.read_text().replace(f'init = "{tmp_path / "gone.pt"}"\n', ""))
+    assert "--data: " in err_of("--data", str(tmp_path / "no_such_set"))  # the option, not data.path
+    assert "--sharp: " in err_of("--sharp", str(tmp_path / "no_photos"), "--quiet")
+
+
 def test_a_rerun_without_resume_never_replaces_a_run_and_every_rank_exits_0(tmp_path, capsys):
     data = _dataset(tmp_path / "ds")
     cfg = _config(tmp_path / "t.toml")

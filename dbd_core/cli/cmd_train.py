@@ -44,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg["run"]["kind"] != args.kind:
         raise ConfigError(f"{args.config}: run.kind is {cfg['run']['kind']!r}, but `dbd train {args.kind}` was asked")
+    overrides = cfg.setdefault("_overrides", {})  # error messages then name the option, not the config key
     if args.sharp:
         cfg["data"]["kind"], cfg["data"]["sharp"] = "synthetic", args.sharp
+        overrides["data.sharp"] = "--sharp"
     if args.data:
         cfg["data"]["kind"] = "hdf5" if args.data.lower().endswith((".h5", ".hdf5")) else "folder"
         cfg["data"]["path"] = args.data
+        overrides["data.path"] = "--data"
     if args.steps is not None:
         cfg["run"]["steps"] = args.steps
     if args.seed is not None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dbd_core.errors import DBDError
+from dbd_core.errors import DBDError, InputError
 
 
 class ConfigError(DBDError):
@@ -205,6 +206,23 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     cfg = validate(raw, str(path))
     cfg["_source"] = str(path)
     return cfg
+
+
+@contextmanager
+def naming(cfg: dict, key: str, given: bool = False):
+    """Errors about a path the config names say which file and key they come from (``given``: the path came
+    from a command-line option, which ``key`` then names, e.g. "--sharp")."""
+    option = cfg.get("_overrides", {}).get(key)  # the command line set it (e.g. --sharp for data.sharp)
+    try:
+        yield
+    except InputError as e:
+        where = option or (key if given else f"{config_name(cfg)}{key}")
+        raise InputError(None, f"{where}: {e}") from None
+
+
+def config_name(cfg: dict) -> str:
+    """"<file>: " for messages about a loaded config's keys ("" for a config built in memory)."""
+    return f"{Path(cfg['_source']).name}: " if cfg.get("_source") else ""
 
 
 def resolve_path(value: str, cfg: dict) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from dbd_core.errors import DBDError, InputError
-from dbd_core.train.config import resolve_path
+from dbd_core.train.config import naming, resolve_path
 
 
 def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = False) -> Dataset:
@@ -27,8 +27,10 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
         from dbd_core.data.screen import read_exclusions
         from dbd_core.data.synth import SharpPhotoSource, SynthConfig, SyntheticDataset
 
-        exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
-        source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
+        with naming(cfg, "data.exclude"):
+            exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
+        with naming(cfg, "--sharp" if path else "data.sharp", given=bool(path)):
+            source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
         return SyntheticDataset(source, length=d["length"], seed=seed if d["render_seed"] < 0 else d["render_seed"],
                                 cfg=SynthConfig(size=d["size"], crop=d["crop"]))
     root = resolve_path(path or d["path"], cfg)
@@ -36,7 +38,8 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
         raise DBDError(f"data.path: a {kind} dataset needs a path (or --data)")
     from dbd_core.data.dataset import LabelledDataset
 
-    ds = LabelledDataset(root, size=d["size"], augment=d["augment"], seed=seed)
+    with naming(cfg, "--data" if path else "data.path", given=bool(path)):
+        ds = LabelledDataset(root, size=d["size"], augment=d["augment"], seed=seed)
     if d["max_side"]:
         ds.reader = ResizingCache(ds.reader, d["max_side"])
     return ds

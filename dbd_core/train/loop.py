@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dbd_core.errors import DBDError
 from dbd_core.train import checkpoint as ckpt
 from dbd_core.train import ddp
-from dbd_core.train.config import resolve_path, to_plain
+from dbd_core.train.config import config_name, naming, resolve_path, to_plain
 from dbd_core.train.data import set_epoch
 from dbd_core.train.objectives import NonFiniteLoss, SupervisedObjective
 from dbd_core.train.swa import WeightAverage, recompute_bn
@@ -107,16 +107,17 @@ def _build_model(cfg: dict, job: TrainJob) -> nn.Module:
         from dbd_core.weights import grow_from, load_pinned
 
         init = resolve_path(m["init"], cfg)
-        if m["kwargs"]:  # start from the file's weights, with the layers these settings add
-            return grow_from(init, m["init_sha256"], "model.init_sha256", m["kwargs"])
-        model, _ = load_pinned(init, m["init_sha256"], "model.init_sha256")
-        return model
+        with naming(cfg, "model.init"):
+            if m["kwargs"]:  # start from the file's weights, with the layers these settings add
+                return grow_from(init, m["init_sha256"], "model.init_sha256", m["kwargs"])
+            model, _ = load_pinned(init, m["init_sha256"], "model.init_sha256")
+            return model
     try:
         return build_model(m["name"], **m["kwargs"])
     except KeyError as e:
-        raise DBDError(f"model.name: {e.args[0]}") from None
+        raise DBDError(f"{config_name(cfg)}model.name: {e.args[0]}") from None
     except TypeError as e:
-        raise DBDError(f"model.kwargs do not fit network {m['name']!r}: {e}") from None
+        raise DBDError(f"{config_name(cfg)}model.kwargs do not fit network {m['name']!r}: {e}") from None
 
 
 def _score(metrics: dict, key: str, first: dict | None = None) -> float:
