@@ -391,7 +391,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights-teacher", type=Path, help="default: the shipped teacher")
     ap.add_argument("--weights-student", type=Path, help="default: the shipped student")
     ap.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md",
+                    help="the report file (default: the tracked benchmarks/RESULTS.md, rewritten in place)")
     ap.add_argument("--figures", type=Path, help="default: <out folder>/figures")
     ap.add_argument("--results", type=Path, help="raw JSON results, default: <out folder>/results")
     ap.add_argument("--threads", type=int, default=2)
