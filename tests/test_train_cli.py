@@ -96,6 +96,13 @@ def test_train_teacher_writes_log_weights_card_and_resumes(tmp_path, capsys):
     assert len(starts) == 2 and starts[1]["start_step"] == 4 and starts[1]["total_steps"] == 6
     assert [e["step"] for e in ev[ev.index(starts[1]):] if e["type"] == "step"] == [5, 6]
     assert load_model_file(run / "model.pt")[1]["steps"] == 6
+    before = (run / "model.pt").read_bytes()
+    capsys.readouterr()
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(run), "--quiet",
+               "--resume"])  # the recipe says 4 steps, the checkpoint holds 6: nothing to train, said so
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "at step 6, past run.steps 4" in err and "--steps N" in err and len(err.splitlines()) == 1
+    assert (run / "model.pt").read_bytes() == before
 
 
 def test_train_student_from_teacher_weights_and_missing_teacher(tmp_path, capsys):

@@ -267,6 +267,9 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
     elif job.resume:
         raise DBDError(f"{ckpt_path}: no checkpoint to resume from")
     total = run["steps"]
+    if step > total:  # an earlier --steps went further than the recipe: resuming would not train, only re-save
+        raise DBDError(f"{ckpt_path}: the checkpoint is at step {step}, past run.steps {total}; "
+                       f"give --steps N (N > {step}) to train further")
 
     def save_ckpt() -> Path:
         ctx.sync_buffers(objective.state_modules().values())
