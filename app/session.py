@@ -183,10 +183,12 @@ class AnnotationSession(QObject):
         if self._seed_buffer.shape != src.shape:
             self._seed_buffer = np.empty(src.shape, bool)
         # set_mask copies what changed into the mask model, so the buffer is free again at once.
-        first = not model.seeded
+        # the photo's starting mask, on an untouched model: Ctrl+Z must not empty it. A mask painted before the
+        # maps came keeps its history: a later (re-)seed over it stays undoable.
+        first = not model.seeded and not model.can_undo() and not model.can_redo()
         model.set_mask(threshold_map(src, entry.threshold, out=self._seed_buffer), kind="seed")
         if first:
-            model.forget_history()  # the photo's starting mask: Ctrl+Z must not empty it
+            model.forget_history()
         model.seeded = True
         entry.seeded_with = {"source": entry.source, "threshold": round(float(entry.threshold), 4)}
         entry.models = self.model_labels()

@@ -458,3 +458,25 @@ def test_models_menu_switches_mirror_averaging_and_recomputes_the_maps(qtbot, ph
     action.trigger()
     qtbot.waitUntil(lambda: provider.tta == "none" and win.maps.get((path, "teacher")) is not None
                     and np.allclose(win.maps.get((path, "teacher")), plain, atol=1e-5), timeout=10000)
+
+
+def test_a_reseed_over_edits_made_before_the_maps_came_stays_undoable(qtbot, tmp_path):
+    import cv2
+
+    from app.session import AnnotationSession
+
+    store = ProjectStore.open(tmp_path / "proj")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    entry, = store.add_photos([tmp_path / "a.png"])
+    maps = {}
+    s = AnnotationSession(store, True, lambda e: maps)
+    s.confirm = lambda text: True
+    m = s.mask_for(entry, (40, 60))
+    m.begin("hand"); m.paint_segment((10, 10), (10, 30), 5, 1); m.end(); s.hand_edit_done()
+    painted = m.mask.copy()
+    maps.update(teacher=np.zeros((40, 60), np.float32), student=np.zeros((40, 60), np.float32))
+    s.maps_arrived(entry)
+    assert np.array_equal(m.mask, painted)  # hand edits are never replaced by a late seed
+    assert s.reseed() and not m.mask.any()
+    s.undo()
+    assert np.array_equal(m.mask, painted)  # the user's own re-seed is an undoable step
