@@ -25,10 +25,12 @@ def export_samples(session, only_done: bool):
     return project_samples(session.store, only_done, _in_memory(session), saved=session.persistent)
 
 
-def export_project(session, path, only_done: bool, progress=None, cancel=None, overwrite=False) -> int:
-    """Write the samples; returns how many (0 and nothing written when cancelled or when there is none)."""
+def export_project(session, path, only_done: bool, progress=None, cancel=None, overwrite=False,
+                   errors: list[str] | None = None) -> int:
+    """Write the samples; returns how many (0 and nothing written when cancelled or when there is none);
+    photos whose saved mask cannot be read are left out and named in ``errors``."""
     return write_project(session.store, path, only_done, _in_memory(session), saved=session.persistent,
-                         progress=progress, cancel=cancel, overwrite=overwrite)
+                         progress=progress, cancel=cancel, overwrite=overwrite, errors=errors)
 
 
 def export_target(text: str, as_h5: bool) -> Path:
@@ -147,8 +149,10 @@ class ExportDialog(QDialog):
             dlg.setValue(i)
             QApplication.processEvents()  # keeps Cancel clickable between samples
 
+        errors: list[str] = []
         try:
-            n = export_project(self.session, target, only_done, progress, dlg.wasCanceled, overwrite=overwrite)
+            n = export_project(self.session, target, only_done, progress, dlg.wasCanceled, overwrite=overwrite,
+                               errors=errors)
         except DBDError as e:
             dlg.close()
             self._tell("Export failed", str(e), warn=True)
@@ -157,5 +161,6 @@ class ExportDialog(QDialog):
         if not n:
             self._tell("Export", "Export cancelled; nothing written.")
             return
-        self._tell("Export", f"Exported {n} photos to {target}")
+        left_out = ("\n\nLeft out (their saved masks cannot be read):\n" + "\n".join(errors)) if errors else ""
+        self._tell("Export", f"Exported {n} photos to {target}{left_out}", warn=bool(errors))
         self.accept()

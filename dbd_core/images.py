@@ -17,6 +17,14 @@ from dbd_core.atomic import atomic_path
 from dbd_core.errors import InputError
 from dbd_core.image_header import header_size
 
+# OpenCV logs its own line for every unreadable file ("[ERROR:0@0.07] global grfmt_png.cpp ..."), before the
+# one-line error that names the file: silenced, unless the user asks for its logs with OPENCV_LOG_LEVEL.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # an OpenCV build without the logging module
+        pass
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 # A photo beyond this is refused rather than risking the machine's memory (a 50 MP photo is fine).
 MAX_PIXELS = int(os.environ.get("DBD_MAX_PIXELS", 200_000_000))

@@ -70,3 +70,18 @@ def test_export_refuses_what_it_cannot_do_in_one_line(tmp_path, chelsea, coffee,
     assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "a"), "--all"]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "a"), "--all", "--overwrite"]) == 0
+
+
+def test_an_unreadable_saved_mask_is_named_and_left_out_the_rest_exported(tmp_path, chelsea, coffee, capsys):
+    store, masks, _ = _project(tmp_path, chelsea, coffee)
+    for e in store.photos:
+        e.status = "done"
+    store.save_index()
+    store.mask_path(store.photos[1]).write_bytes(b"\x89PNG\r\n\x1a\ngarbage")  # cup's mask
+    assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "cup.png" in lines[0] and "photo cup left out" in lines[0]  # one line, no OpenCV log
+    assert "exported 1 photo(s)" in captured.out and "1 left out" in captured.out
+    with open_dataset_reader(tmp_path / "out") as r:
+        assert r.names == ["cat"]  # "fresh" has no mask; cup's cannot be read

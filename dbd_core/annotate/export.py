@@ -15,13 +15,15 @@ import numpy as np
 
 from dbd_core.annotate.project import ProjectStore
 from dbd_core.data.formats import Sample, write_samples
+from dbd_core.errors import InputError
 
 
 def project_samples(store: ProjectStore, only_done: bool, masks: Mapping[str, np.ndarray] | None = None,
-                    saved: bool = True) -> list[Sample]:
+                    saved: bool = True, errors: list[str] | None = None) -> list[Sample]:
     """The project's photos with a mask as dataset samples. ``masks``: masks held in memory by name (newer
     than the saved ones); ``saved``: also read masks saved in the project folder. Photos that failed to load,
-    photos without a mask and, with ``only_done``, photos not marked done are left out."""
+    photos without a mask and, with ``only_done``, photos not marked done are left out; so is a photo whose
+    saved mask cannot be read, with a line naming it appended to ``errors``."""
     masks = masks or {}
     out = []
     for e in store.photos:
@@ -29,7 +31,12 @@ def project_samples(store: ProjectStore, only_done: bool, masks: Mapping[str, np
             continue
         mask = masks.get(e.name)
         if mask is None and saved:
-            mask = store.load_mask(e)
+            try:
+                mask = store.load_mask(e)
+            except InputError as err:  # one bad file: named, left out, the rest exported
+                if errors is not None:
+                    errors.append(f"{err} (photo {e.name} left out)")
+                continue
         if mask is None:
             continue  # never opened, nothing annotated: not a labelled sample
         seed = e.seeded_with or {"source": e.source, "threshold": e.threshold}  # projects from before the field
@@ -42,11 +49,11 @@ def project_samples(store: ProjectStore, only_done: bool, masks: Mapping[str, np
 
 def export_project(store: ProjectStore, path: str | os.PathLike, only_done: bool,
                    masks: Mapping[str, np.ndarray] | None = None, saved: bool = True, progress=None, cancel=None,
-                   overwrite: bool = False) -> int:
+                   overwrite: bool = False, errors: list[str] | None = None) -> int:
     """Write the samples to ``path`` (a folder, or .h5); returns how many. Nothing is written when there is no
     sample (an empty dataset would only block the next export to the same place) or when ``cancel()`` turns
     true."""
-    samples = project_samples(store, only_done, masks, saved)
+    samples = project_samples(store, only_done, masks, saved, errors)
     if not samples:
         return 0
     ok = write_samples(path, samples, overwrite=overwrite, total=len(samples), progress=progress, cancel=cancel)

@@ -88,14 +88,18 @@ def _run_export(a) -> int:
     if not (folder / "project.json").is_file():
         raise InputError(folder, "not a dbd-studio project (no project.json)")
     store = ProjectStore.open(folder)
-    n = export_project(store, a.out, only_done=not a.all, progress=_progress("export"), overwrite=a.overwrite)
+    errors: list[str] = []
+    n = export_project(store, a.out, only_done=not a.all, progress=_progress("export"), overwrite=a.overwrite,
+                       errors=errors)
+    for line in errors:
+        print(f"dbd dataset export: {line}", file=sys.stderr)
     if not n:
         which = "no photo has a saved mask" if a.all else "no photo is marked done (--all exports every saved mask)"
         print(f"dbd dataset export: nothing to export: {which}; nothing written", file=sys.stderr)
         return 1
     print(f"exported {n} photo(s) from {folder} to {a.out} ({'all with a mask' if a.all else 'marked done'}; "
-          "masks blur-white, 255 = blurred)")
-    return 0
+          "masks blur-white, 255 = blurred)" + (f"; {len(errors)} left out" if errors else ""))
+    return 1 if errors else 0
 
 
 def _run_import(a) -> int:
