@@ -27,7 +27,8 @@ class ThresholdSpinBox(QDoubleSpinBox):
     would take the key and the box would keep the focus, and with it every tool key."""
 
     def event(self, ev):
-        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        if (ev.type() == QEvent.Type.ShortcutOverride and ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not ev.modifiers() & Qt.KeyboardModifier.ControlModifier):  # Ctrl+Enter: mark done, as anywhere
             ev.accept()
             return True
         return super().event(ev)

@@ -27,6 +27,7 @@ from dbd_core.images import expand_paths
 from dbd_core.errors import DBDError, InputError
 
 AUTOSAVE_MS = 700
+SAVE_RETRY_MS = 10_000  # after a refused save
 RESIDENT_MASKS = 8  # photos whose mask + history stay in memory (LRU); the rest reload from disk
 
 
@@ -293,9 +294,11 @@ class AnnotationSession(QObject):
             self.store.save_index()  # small; statuses, thresholds and the view travel with every save
         except (OSError, DBDError) as e:
             reason = f"{getattr(e, 'filename', None) or self.store.folder}: {getattr(e, 'strerror', None) or e}"
-            if self.save_error is None:
+            first = self.save_error is None
+            self.save_error = reason  # before the signal: its handler opens a dialog, and a save may run inside
+            self._timer.start(SAVE_RETRY_MS)  # the folder may become writable again: try again, quietly
+            if first:
                 self.save_failed.emit(reason)
-            self.save_error = reason
             return False
         self._dirty_index = False
         if self.save_error is not None:

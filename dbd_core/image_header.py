@@ -21,6 +21,11 @@ def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
         if b.startswith(b"\x89PNG\r\n\x1a\n") and b[12:16] == b"IHDR":
             return struct.unpack(">II", b[16:24])
         if b.startswith(b"BM") and len(b) >= 26:
+            (dib,) = struct.unpack("<I", b[14:18])
+            if dib == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+                return struct.unpack("<HH", b[18:22])
+            if dib < 40:
+                return None
             w, h = struct.unpack("<ii", b[18:26])
             return abs(w), abs(h)
         if b.startswith(b"RIFF") and b[8:12] == b"WEBP":

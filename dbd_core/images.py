@@ -66,15 +66,22 @@ def decode_file(path: Path, flags: int) -> np.ndarray:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
         raise InputError(path, f"cannot read ({e})") from None
+    return checked_imdecode(buf, flags, path)
+
+
+def checked_imdecode(buf: np.ndarray, flags: int, name) -> np.ndarray:
+    """``cv2.imdecode`` with every failure an InputError naming ``name``: a photo too large is refused from
+    its header before any decoding, and OpenCV's exceptions (past its own pixel limit, some corrupt files)
+    become one line. Every photo decoder in dbd goes through here (files, dataset bytes, thumbnails)."""
     dims = header_size(buf)
     if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
-        raise InputError(path, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
+        raise InputError(name, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
     try:
         img = cv2.imdecode(buf, flags)
-    except cv2.error as e:  # OpenCV raises, not returns None, past its own pixel limit and on some corrupt files
-        raise InputError(path, _decoder_refusal(str(e))) from None
+    except cv2.error as e:
+        raise InputError(name, _decoder_refusal(str(e))) from None
     if img is None or img.size == 0:
-        raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)")
+        raise InputError(name, "not a readable image (corrupt, truncated or unsupported format)")
     return img
 
 
@@ -82,7 +89,8 @@ def _decoder_refusal(message: str) -> str:
     """OpenCV's multi-part exception text -> the reason a user can act on."""
     if "MAX_IMAGE_PIXELS" in message:
         return "image too large for the decoder (over OpenCV's 1 gigapixel limit)"
-    detail = message.split("error:", 1)[-1].strip().splitlines()[0] if message.strip() else ""
+    lines = message.split("error:", 1)[-1].strip().splitlines()
+    detail = lines[0] if lines else ""
     return f"not a readable image (the decoder refused it: {detail[:120]})" if detail else "not a readable image"
 
 

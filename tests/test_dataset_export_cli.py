@@ -85,3 +85,22 @@ def test_an_unreadable_saved_mask_is_named_and_left_out_the_rest_exported(tmp_pa
     assert "exported 1 photo(s)" in captured.out and "1 left out" in captured.out
     with open_dataset_reader(tmp_path / "out") as r:
         assert r.names == ["cat"]  # "fresh" has no mask; cup's cannot be read
+
+
+def test_a_missing_photo_is_named_and_left_out_and_set_aside_masks_survive_a_move(tmp_path, chelsea, coffee, capsys):
+    store, masks, photos = _project(tmp_path, chelsea, coffee)
+    for e in store.photos:
+        e.status = "done"
+    store.save_index()
+    (photos / "cup.jpg").unlink()  # moved away after it was annotated
+    assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "sample cup left out" in captured.err and "exported 1 photo(s)" in captured.out
+    with open_dataset_reader(tmp_path / "out") as r:
+        assert r.names == ["cat"]
+    cat = store.photos[0]
+    aside = store.mask_path(cat).with_name("cat.png.unreadable-20261203-120000")
+    aside.write_bytes(b"what was there")
+    moved = store.move_to(tmp_path / "moved", remove_old=True)
+    assert not store.folder.exists()
+    assert (moved.folder / "masks" / aside.name).read_bytes() == b"what was there"  # kept for recovery

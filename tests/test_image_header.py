@@ -79,3 +79,18 @@ def test_a_decoder_exception_becomes_a_one_line_error(tmp_path, photo, monkeypat
         read_image(tmp_path / "p.png")
     msg = str(e.value)
     assert "p.png" in msg and "too large for the decoder" in msg and "\n" not in msg
+
+
+def test_os2_bmp_sizes_are_16_bit():
+    header = b"BM" + b"\0" * 12 + struct.pack("<I", 12) + struct.pack("<HH", 100, 80) + b"\0" * 10
+    assert header_size(header) == (100, 80)  # not read as two 32-bit fields (6553700 x ...)
+    assert header_size(b"BM" + b"\0" * 12 + struct.pack("<I", 20) + b"\0" * 20) is None  # unknown header: decoder
+
+
+def test_dataset_bytes_get_the_same_refusals_as_files():
+    from dbd_core.data.formats import decode_image_bytes
+
+    with pytest.raises(InputError) as e:
+        decode_image_bytes(_png_header_only(40000, 30000), "big.png")
+    assert "big.png" in str(e.value) and "image too large" in str(e.value) and "\n" not in str(e.value)
+    assert images._decoder_refusal("OpenCV(5.1.0) x.cpp:1: error: ") == "not a readable image"  # nothing after it

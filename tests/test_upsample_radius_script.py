@@ -1,4 +1,4 @@
-"""benchmarks/upsample_radius.py: scores every upsampling variant, and bilinear is what a radius-0 map gives."""
+"""benchmarks/upsample_radius.py: scores every upsampling variant from one map, and marks the default window."""
 
 import numpy as np
 
@@ -22,7 +22,9 @@ def test_scores_each_variant_on_a_small_dataset(tmp_path, rng):
     assert set(res) == {"data", "hires"}
     variants = res["data"]
     assert list(variants)[0] == "bilinear" and any(t.startswith("guided r=1") for t in variants)
-    assert any(t.endswith("(default)") for t in variants) is False  # 96x64 map: the default radius is 2
+    assert not any(t.endswith("(default)") for t in variants)  # 96x64 map: the default radius, 2, was not asked
+    with_default = ur.score(lbp, [("data", blurred, gt)], radii=(2,))["data"]
+    assert list(with_default) == ["bilinear", "guided r=2 (default)"]
     for m, f, nll, auc in variants.values():
         assert 0 <= m <= 1 and 0 <= f <= 1 and nll > 0
     # the map is the same whatever the upsampling; only how it reaches full size changes the scores

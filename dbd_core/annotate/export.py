@@ -53,8 +53,11 @@ def export_project(store: ProjectStore, path: str | os.PathLike, only_done: bool
     """Write the samples to ``path`` (a folder, or .h5); returns how many. Nothing is written when there is no
     sample (an empty dataset would only block the next export to the same place) or when ``cancel()`` turns
     true."""
+    errors = [] if errors is None else errors
     samples = project_samples(store, only_done, masks, saved, errors)
     if not samples:
         return 0
-    ok = write_samples(path, samples, overwrite=overwrite, total=len(samples), progress=progress, cancel=cancel)
-    return len(samples) if ok else 0
+    before = len(errors)
+    ok = write_samples(path, samples, overwrite=overwrite, total=len(samples), progress=progress, cancel=cancel,
+                       skipped=errors)
+    return len(samples) - (len(errors) - before) if ok else 0

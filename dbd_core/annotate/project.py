@@ -140,6 +140,8 @@ class ProjectStore:
             src = self.mask_path(e)
             if src.exists():
                 write_bytes(new.mask_path(e), src.read_bytes())
+            for aside in src.parent.glob(f"{src.name}.unreadable-*"):  # set aside for recovery: they move too
+                write_bytes(new.mask_path(e).with_name(aside.name), aside.read_bytes())
         # Photo paths relative to the old folder must keep pointing at the same files. The entry
         # objects themselves move along (the studio holds references to them).
         for e in self.photos:

@@ -34,7 +34,7 @@ import numpy as np
 from dbd_core import __version__
 from dbd_core.atomic import atomic_path, write_bytes, write_json
 from dbd_core.errors import InputError
-from dbd_core.images import POLARITIES, read_mask, to_rgb8
+from dbd_core.images import POLARITIES, checked_imdecode, read_mask, to_rgb8
 
 FORMAT = "dbd-dataset"
 FORMAT_VERSION = 1
@@ -118,9 +118,7 @@ def decode_image_bytes(data: bytes, name: str | os.PathLike | None = None, reduc
     # Same flags as images.read_image: keep 16-bit depth, apply the EXIF orientation. The reduced
     # flags let libjpeg decode at 1/2, 1/4, 1/8 scale directly (and still apply the orientation).
     flags = _REDUCED[reduce] if reduce in _REDUCED else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if img is None or img.size == 0:
-        raise InputError(name, "not a readable image (corrupt, truncated or unsupported format)")
+    img = checked_imdecode(np.frombuffer(data, dtype=np.uint8), flags, name)
     if img.ndim == 3:
         img = img[..., ::-1]
     return to_rgb8(img, "rgb", name=None if name is None else str(name))
@@ -351,11 +349,14 @@ def open_writer(path: str | os.PathLike, created_by: str = DEFAULT_CREATED_BY, o
 
 
 def write_samples(path, samples: Iterable[Sample], created_by: str = DEFAULT_CREATED_BY, overwrite=False,
-                  total: int | None = None, progress: ProgressFn | None = None, cancel: CancelFn | None = None
-                  ) -> bool:
-    """Write samples (the GUI export). Returns False when ``cancel()`` turned true: nothing is written."""
+                  total: int | None = None, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+                  skipped: list[str] | None = None) -> bool:
+    """Write samples (the GUI export). Returns False when ``cancel()`` turned true: nothing is written.
+    With a ``skipped`` list, a sample that fails its checks (photo missing or unreadable, mask of another
+    size) is named there and left out, and the rest is written; if none is left, nothing is (False)."""
     if total is None and hasattr(samples, "__len__"):
         total = len(samples)
+    added = 0
     with open_writer(path, created_by, overwrite) as w:
         for i, s in enumerate(samples):
             if cancel is not None and cancel():
@@ -366,9 +367,18 @@ def write_samples(path, samples: Iterable[Sample], created_by: str = DEFAULT_CRE
             prov = dict(s.provenance or {})
             if "source" not in prov and s.image_path is not None:
                 prov["source"] = str(s.image_path)
-            w.add(s.name, s.read_bytes(), s.mask, split=s.split, provenance=prov, image_ext=s.suffix())
+            try:  # add() checks everything before it writes: a refused sample leaves no trace
+                w.add(s.name, s.read_bytes(), s.mask, split=s.split, provenance=prov, image_ext=s.suffix())
+                added += 1
+            except InputError as e:
+                if skipped is None:
+                    raise
+                skipped.append(f"{e} (sample {s.name} left out)")
             if progress is not None:
                 progress(i + 1, total or 0)
+        if skipped is not None and not added:
+            w.cancel()
+            return False
     return True
 
 
