@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QDialog, QDialogButto
                                QRadioButton)
 
 from dbd_core.annotate.export import export_project as write_project
-from dbd_core.annotate.export import project_samples
+from dbd_core.annotate.export import export_candidates, project_samples
 from dbd_core.data.formats import is_h5_path
 from dbd_core.errors import DBDError
 
@@ -125,7 +125,7 @@ class ExportDialog(QDialog):
             self._tell("Export", str(e), warn=True)
             return
         only_done = self.only_done.isChecked()
-        if not export_samples(self.session, only_done):
+        if not export_candidates(self.session.store, only_done, _in_memory(self.session), self.session.persistent):
             self._tell("Export", "Nothing to export: no photo is marked done (Ctrl+Enter marks one), nothing "
                                  "written." if only_done else "Nothing to export: no photo has a mask yet, "
                                  "nothing written.", warn=True)

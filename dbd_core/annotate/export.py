@@ -13,37 +13,45 @@ from typing import Mapping
 
 import numpy as np
 
-from dbd_core.annotate.project import ProjectStore
+from dbd_core.annotate.project import PhotoEntry, ProjectStore
 from dbd_core.data.formats import Sample, write_samples
 from dbd_core.errors import InputError
 
 
+def export_candidates(store: ProjectStore, only_done: bool, masks: Mapping[str, np.ndarray] | None = None,
+                      saved: bool = True) -> list[PhotoEntry]:
+    """The photos an export would take, without reading a mask file (a dialog can ask "anything to export?"
+    on the GUI thread): those with a mask in ``masks`` (held in memory, newer than the saved ones) or, with
+    ``saved``, a mask file in the project. Photos that failed to load and, with ``only_done``, photos not
+    marked done are left out."""
+    masks = masks or {}
+    return [e for e in store.photos if not e.error and (not only_done or e.status == "done")
+            and (e.name in masks or (saved and store.mask_path(e).is_file()))]
+
+
 def project_samples(store: ProjectStore, only_done: bool, masks: Mapping[str, np.ndarray] | None = None,
                     saved: bool = True, errors: list[str] | None = None) -> list[Sample]:
-    """The project's photos with a mask as dataset samples. ``masks``: masks held in memory by name (newer
-    than the saved ones); ``saved``: also read masks saved in the project folder. Photos that failed to load,
-    photos without a mask and, with ``only_done``, photos not marked done are left out; so is a photo whose
-    saved mask cannot be read, with a line naming it appended to ``errors``."""
+    """The export candidates as dataset samples, their masks read; a photo whose saved mask cannot be read
+    is left out, with a line naming it appended to ``errors``."""
     masks = masks or {}
     out = []
-    for e in store.photos:
-        if e.error or (only_done and e.status != "done"):
-            continue
-        mask = masks.get(e.name)
-        if mask is None and saved:
+    for e in export_candidates(store, only_done, masks, saved):
+        if e.name in masks:
+            mask = np.array(masks[e.name], copy=True)  # held by the GUI, which may paint on while this runs
+        else:
             try:
                 mask = store.load_mask(e)
             except InputError as err:  # one bad file: named, left out, the rest exported
                 if errors is not None:
                     errors.append(f"{err} (photo {e.name} left out)")
                 continue
-        if mask is None:
-            continue  # never opened, nothing annotated: not a labelled sample
+            if mask is None:  # removed since the candidates were listed
+                continue
         seed = e.seeded_with or {"source": e.source, "threshold": e.threshold}  # projects from before the field
         prov = {"source": str(store.resolve(e)), "model": e.models or None, "threshold": seed["threshold"],
                 "mask_source": seed["source"], "hand_edited": e.hand_edited, "status": e.status,
                 "tool": "dbd-studio"}
-        out.append(Sample(e.name, image_path=store.resolve(e), mask=np.array(mask, copy=True), provenance=prov))
+        out.append(Sample(e.name, image_path=store.resolve(e), mask=mask, provenance=prov))
     return out
 
 
