@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
                    help="png (8-bit map, 255 = blurred), npy (float32 map) or mask (binary PNG, 255 = blurred)")
     p.add_argument("--threshold", default=None, metavar="T|otsu",
                    help="with --format mask: blurred where the map >= T (0 < T < 1; default 0.5), or otsu "
-                        "(each photo's own Otsu threshold, as the studio's Auto button)")
+                        "(each photo's own Otsu threshold)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda, cuda:1, ...)")
     p.add_argument("--work-size", type=int, default=None, metavar="PX",

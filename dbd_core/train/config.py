@@ -209,15 +209,14 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def naming(cfg: dict, key: str, given: bool = False):
-    """Errors about a path the config names say which file and key they come from (``given``: the path came
-    from a command-line option, which ``key`` then names, e.g. "--sharp")."""
-    option = cfg.get("_overrides", {}).get(key)  # the command line set it (e.g. --sharp for data.sharp)
+def naming(cfg: dict, key: str):
+    """Errors about a path the config names say which file and key they come from, or which command-line
+    option set it (``cfg["_overrides"]``, e.g. --sharp for data.sharp)."""
+    option = cfg.get("_overrides", {}).get(key)
     try:
         yield
     except InputError as e:
-        where = option or (key if given else f"{config_name(cfg)}{key}")
-        raise InputError(None, f"{where}: {e}") from None
+        raise InputError(None, f"{option or config_name(cfg) + key}: {e}") from None
 
 
 def config_name(cfg: dict) -> str:

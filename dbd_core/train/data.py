@@ -8,6 +8,8 @@ the training engine does not depend on them until it needs one.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
@@ -29,7 +31,8 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
 
         with naming(cfg, "data.exclude"):
             exclude = read_exclusions(resolve_path(d["exclude"], cfg)) if d["exclude"] else set()
-        with naming(cfg, "--sharp" if path else "data.sharp", given=bool(path)):
+        # a path handed in (a fine-tune's data) names itself; one from the config says its key
+        with naming(cfg, "data.sharp") if not path else nullcontext():
             source = SharpPhotoSource(root, split=d["split"], exclude=exclude)
         return SyntheticDataset(source, length=d["length"], seed=seed if d["render_seed"] < 0 else d["render_seed"],
                                 cfg=SynthConfig(size=d["size"], crop=d["crop"]))
@@ -38,7 +41,7 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
         raise DBDError(f"data.path: a {kind} dataset needs a path (or --data)")
     from dbd_core.data.dataset import LabelledDataset
 
-    with naming(cfg, "--data" if path else "data.path", given=bool(path)):
+    with naming(cfg, "data.path") if not path else nullcontext():
         ds = LabelledDataset(root, size=d["size"], augment=d["augment"], seed=seed)
     if d["max_side"]:
         ds.reader = ResizingCache(ds.reader, d["max_side"])
