@@ -46,11 +46,6 @@ def _labelled(args):
             yield "hires", image, (np.asarray(mask) > 0.5).astype(np.float32)
 
 
-def _nll(p: np.ndarray, gt: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(gt * np.log(p) + (1 - gt) * np.log1p(-p)))
-
-
 def score(predictor, samples, radii=RADII) -> dict:
     """{set: {variant: [MAE, F-beta, log-loss, AUC] means}} for bilinear and each guided radius."""
     from dbd_core import metrics
@@ -66,8 +61,8 @@ def score(predictor, samples, radii=RADII) -> dict:
             tag = f"guided r={r}" + (" (default)" if r == default_radius(low.shape) else "")
             maps[tag] = guided_upsample(low, rgb, guide_lr=small, radius=r)
         for tag, m in maps.items():
-            rows.setdefault(which, {}).setdefault(tag, []).append(
-                (metrics.mae(m, gt), metrics.f_beta(m, gt), _nll(m, gt), metrics.auc_roc(m, gt)))
+            r = metrics.image_metrics(m, gt)  # dbd eval's per-image numbers, its log-loss clipping included
+            rows.setdefault(which, {}).setdefault(tag, []).append((r["mae"], r["f_beta"], r["nll"], r["auc"]))
     with warnings.catch_warnings():  # AUC is NaN on every one-class render of a set: its mean stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         return {w: {t: [float(x) for x in np.nanmean(v, 0)] for t, v in d.items()} for w, d in rows.items()}
