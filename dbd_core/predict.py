@@ -72,10 +72,17 @@ class Predictor:
         self.work_size = int(work_size)
         self.source = source  # where the model comes from (weights path, "built-in", "in memory")
         self.guided_eps = guided_eps
-        # The guided filter's window (working-size px); None = upsample.default_radius. A model's card can
-        # name its own (``inference.guided_radius``): how much smoothing helps depends on how sharp the
-        # network's maps already are (benchmarks/upsample_radius.md).
+        # The guided filter's window in px at a 320 px long side; None = upsample.default_radius. A model's
+        # card can name its own (``inference.guided_radius``): how much smoothing helps depends on how sharp
+        # the network's maps already are (benchmarks/upsample_radius.md).
         self.guided_radius = guided_radius_of(self.card)
+
+    def radius_at(self, small_shape: tuple[int, int]) -> int | None:
+        """The card's window scaled to this working shape, so ``--work-size 640`` smooths over the same
+        part of the photo as the 320 px it was measured at (the default window scales itself)."""
+        if self.guided_radius is None:
+            return None
+        return max(1, round(self.guided_radius * max(small_shape[:2]) / DEFAULT_WORK_SIZE))
 
     @staticmethod
     def from_model(model: nn.Module, name: str | None = None, work_size: int = DEFAULT_WORK_SIZE,
@@ -106,7 +113,7 @@ class Predictor:
         low = self._map_small(small)
         if low.shape != small.shape[:2]:
             raise RuntimeError(f"{self.name}: low-res map {low.shape} != working size {small.shape[:2]}")
-        return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, radius=self.guided_radius,
+        return guided_upsample(np.clip(low, 0, 1), rgb, guide_lr=small, radius=self.radius_at(small.shape),
                                eps=self.guided_eps)
 
     def predict_small(self, image_or_path, channel_order: Literal["rgb", "bgr"] = "rgb",

@@ -242,7 +242,8 @@ def test_check_reports_fraction_and_flags_inverted_polarity(tmp_path, photos):
     rep = check_dataset(wrong, predict=oracle, model_name="oracle")
     assert rep.model_auc == 0.0 and rep.n_inverted_better == 2
     assert sorted(rep.inverted_better) == sorted(Path(n).stem for n in truth) and any(
-        "agree better inverted: " in line and all(Path(n).stem in line for n in truth) for line in rep.lines())
+        "far better inverted (AUC < 0.3): " in line and all(Path(n).stem in line for n in truth)
+        for line in rep.lines())
     assert any("look inverted" in w and "other --gt-polarity" in w for w in rep.warnings)
 
     # A model biased towards "blurred" everywhere but ranking correctly must not trigger the
@@ -253,6 +254,21 @@ def test_check_reports_fraction_and_flags_inverted_polarity(tmp_path, photos):
     rep = check_dataset(right, predict=biased, model_name="biased")
     assert rep.model_auc == 1.0 and not rep.warnings
     assert not check_dataset(wrong).warnings  # without a model nothing is guessed
+
+    # A weak model, slightly inverted on every photo (AUC 0.4: 40 % of the blurred pixels above every
+    # sharp one, the rest below): the dataset-level warning comes, but no photo is named, as `dbd eval`
+    # (metrics.INVERTED_AUC) would not name it either.
+    def weak(rgb):
+        m = oracle(rgb).astype(bool)
+        out = np.full(m.shape, 0.5, np.float32)
+        idx = np.flatnonzero(m)
+        out.flat[idx] = 0.0
+        out.flat[idx[: round(0.4 * idx.size)]] = 1.0
+        return out
+
+    rep = check_dataset(right, predict=weak, model_name="weak")
+    assert rep.model_auc == pytest.approx(0.4, abs=0.01) and rep.n_inverted_better == 0
+    assert not rep.inverted_better and any("look inverted" in w for w in rep.warnings)
 
 
 def _cli(argv):

@@ -145,6 +145,13 @@ def test_card_names_the_guided_radius_the_full_size_map_uses(tmp_path, rng):
     low = np.clip(narrow.predict_small(x), 0, 1)
     np.testing.assert_allclose(narrow.predict(x), guided_upsample(low, x, guide_lr=small, radius=1), atol=1e-6)
     assert not np.allclose(narrow.predict(x), default.predict(x), atol=1e-4)  # the radius reaches the map
+    # The card's window is measured at a 320 px long side: at twice the working size it covers twice the px.
+    two = load_predictor(save_model(tmp_path / "d.pt", model, {"inference": {"guided_radius": 2}}), jit=False,
+                         work_size=640)
+    small = resize_to_work(x, 640)
+    low = np.clip(two.predict_small(x), 0, 1)
+    np.testing.assert_allclose(two.predict(x), guided_upsample(low, x, guide_lr=small, radius=4), atol=1e-6)
+    assert not np.allclose(two.predict(x), guided_upsample(low, x, guide_lr=small, radius=2), atol=1e-4)
     for bad in (0, 2.5, "2", True):
         with pytest.raises(InputError, match="guided_radius must be a whole number"):
             load_predictor(save_model(tmp_path / "c.pt", model, {"inference": {"guided_radius": bad}}))

@@ -19,6 +19,7 @@ import numpy as np
 from dbd_core.data.formats import DEFAULT_CREATED_BY, CancelFn, ProgressFn, open_dataset_reader, open_writer
 from dbd_core.errors import InputError
 from dbd_core.images import POLARITIES, expand_paths, read_image, read_mask
+from dbd_core.metrics import INVERTED_AUC, auc_roc
 
 
 @dataclass
@@ -142,7 +143,9 @@ class CheckReport:
     # Threshold-free on purpose: a model biased towards "blurred" everywhere (LBP often is) still ranks.
     model_auc: float | None = None
     n_compared: int = 0  # images with both classes present (uniform masks can't be ranked)
-    n_inverted_better: int = 0  # images with AUC < 0.5
+    # Images whose mask agrees far better with the map inverted (AUC < metrics.INVERTED_AUC, the cut-off
+    # `dbd eval` names them by too): a weak model's 0.45 on one hard photo is not a polarity hint.
+    n_inverted_better: int = 0
     inverted_better: list[str] = field(default_factory=list)  # their names
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -161,7 +164,7 @@ class CheckReport:
         if self.model_auc is not None:
             out.append(f"model {self.model} vs masks: mean per-image ROC AUC {self.model_auc:.3f} (1 = agrees, "
                        f"0.5 = unrelated, 0 = inverted); {self.n_inverted_better} of {self.n_compared} images agree "
-                       "better inverted" + (f": {_names(self.inverted_better)}" if self.inverted_better else ""))
+                       f"far better inverted (AUC < {INVERTED_AUC})" + (f": {_names(self.inverted_better)}" if self.inverted_better else ""))
         out += [f"warning: {w}" for w in self.warnings] + [f"error: {e}" for e in self.errors]
         return out
 
@@ -174,7 +177,7 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
     with open_dataset_reader(path) as r:
         rep = CheckReport(Path(path), r.gt_polarity, n_samples=len(r), model=model_name)
         blurred = total = 0
-        fractions, aucs = [], []
+        fractions, aucs, below_half = [], [], 0
         for i, name in enumerate(r.names):
             try:
                 rgb, mask, meta = r.get(name)
@@ -197,10 +200,12 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
                 rep.all_sharp.append(name)
             if predict is not None and 0 < b < mask.size:
                 rgb_s, mask_s = _shrink(rgb, mask, max_side)
-                auc = roc_auc(np.asarray(predict(rgb_s), dtype=np.float32), mask_s)
-                if auc is not None:
+                # The same AUC `dbd eval` reports, so both name the same images.
+                auc = auc_roc(np.clip(np.asarray(predict(rgb_s), dtype=np.float32), 0, 1), mask_s, name)
+                if np.isfinite(auc):
                     aucs.append(auc)
-                    if auc < 0.5:
+                    below_half += auc < 0.5
+                    if auc < INVERTED_AUC:
                         rep.n_inverted_better += 1
                         rep.inverted_better.append(name)
         if total:
@@ -208,27 +213,14 @@ def check_dataset(path: str | os.PathLike, predict: Callable[[np.ndarray], np.nd
             rep.mean_image_blurred_fraction = float(np.mean(fractions))
         if aucs:
             rep.model_auc, rep.n_compared = float(np.mean(aucs)), len(aucs)
-            if rep.model_auc < 0.5 and rep.n_inverted_better > len(aucs) / 2:
+            if rep.model_auc < 0.5 and below_half > len(aucs) / 2:
                 rep.warnings.append(
                     f"the stored masks look inverted relative to {model_name or 'the model'} (mean AUC "
-                    f"{rep.model_auc:.2f}; {rep.n_inverted_better}/{len(aucs)} images agree better inverted); "
+                    f"{rep.model_auc:.2f}; {below_half}/{len(aucs)} images agree better inverted); "
                     "if the source gts mark in-focus pixels white, re-import with the other --gt-polarity")
         if rep.n_labelled and len(rep.all_blurred) + len(rep.all_sharp) == rep.n_labelled:
             rep.warnings.append("every mask is uniform (all blurred or all sharp): check the gt files and polarity")
     return rep
-
-
-def roc_auc(score: np.ndarray, mask01: np.ndarray) -> float | None:
-    """ROC AUC of ``score`` for the positives ``mask01 == 1`` (Mann-Whitney U; ties count half)."""
-    from scipy.stats import rankdata
-
-    pos = mask01.ravel().astype(bool)
-    n1 = int(pos.sum())
-    n0 = pos.size - n1
-    if n1 == 0 or n0 == 0:
-        return None
-    ranks = rankdata(score.ravel())
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _shrink(rgb: np.ndarray, mask: np.ndarray, max_side: int):
