@@ -22,7 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore, combine_maps, otsu_threshold, threshold_map
-from dbd_core.annotate.project import auto_project_name, find_project_holding
+from dbd_core.annotate.project import auto_project_name, find_project_holding, refuse_other_project
 from dbd_core.images import expand_paths
 from dbd_core.errors import DBDError, InputError
 
@@ -315,8 +315,9 @@ class AnnotationSession(QObject):
             self.save_now()
             store = self.store.move_to(folder, remove_old=self.auto)
         else:
+            refuse_other_project(folder)
             store = ProjectStore.open(folder)
-            store.photos, store.view = self.store.photos, self.store.view
+            store.photos, store.view, store.models = self.store.photos, self.store.view, self.store.models
         self.store, self.persistent, self.auto = store, True, False
         self._dirty_masks = set(self.masks)
         self.save_now()

@@ -46,6 +46,28 @@ def test_adopt_switch_and_persist(store):
         vs.set_active("student", "nope")
 
 
+def test_save_as_moves_adopted_versions_and_refuses_another_project(store, tmp_path):
+    from dbd_core.weights import load_model_file, sha256_file
+
+    vs = ModelVersions(store)
+    kept = vs.adopt("student", candidate(store, "base-ft1"))
+    digest = sha256_file(kept.path)
+    moved = store.move_to(tmp_path / "named", remove_old=True)  # an automatic project the user names
+    assert not store.folder.exists()
+    active = ModelVersions(ProjectStore.open(moved.folder)).active("student")
+    assert active is not None and active.name == "base-ft1" and active.path.parent == (moved.folder / "models").resolve()
+    assert sha256_file(active.path) == digest and active.card_path.is_file()
+    load_model_file(active.path)  # whole, loadable weights, not only a name in project.json
+    # Another project's folder is never taken over: its photo list and masks would be lost.
+    other = ProjectStore.open(tmp_path / "other")
+    other.add_photos([tmp_path / "theirs.jpg"])
+    other.save_index()
+    with pytest.raises(InputError, match="already holds another dbd-studio project"):
+        moved.move_to(other.folder)
+    assert [e.name for e in ProjectStore.open(other.folder).photos] == ["theirs"]
+    assert moved.move_to(moved.folder) is moved  # the same folder: nothing to do
+
+
 def test_adopt_refuses_outside_files_and_damaged_weights(store, tmp_path):
     vs = ModelVersions(store)
     outside = save_model(tmp_path / "elsewhere.pt", build_model("tiny", width=4), {})

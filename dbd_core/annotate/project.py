@@ -26,6 +26,7 @@ from dbd_core.images import read_mask, write_png
 STATUSES = ("new", "in progress", "done")
 FORMAT = "dbd-studio-project"
 VERSION = 1
+MODELS_DIR = "models"  # the project's adopted fine-tuned versions (annotate.versions)
 
 
 @dataclass
@@ -76,6 +77,15 @@ def find_project_holding(root: str | os.PathLike, photos) -> Path | None:
         if wanted <= held and (best is None or mtime > best[0]):
             best = (mtime, index.parent)
     return None if best is None else best[1]
+
+
+def refuse_other_project(folder: str | os.PathLike) -> None:
+    """Saving a project into a folder that holds another one would replace its photo list and orphan its
+    masks: refused, naming the folder."""
+    index = Path(folder) / "project.json"
+    if index.exists():
+        raise InputError(folder, "already holds another dbd-studio project; choose an empty folder "
+                                 "(or open that project instead)")
 
 
 class ProjectStore:
@@ -133,20 +143,27 @@ class ProjectStore:
         """The same project in ``folder``: every saved mask copied over (atomically), the index
         written there last (so a crash leaves no index naming missing masks). ``remove_old``
         deletes this folder afterwards (an automatic project that the user has now named)."""
-        new = ProjectStore.open(folder)
-        if new.folder.resolve() == self.folder.resolve():
+        if Path(folder).resolve() == self.folder.resolve():
             return self
+        refuse_other_project(folder)
+        new = ProjectStore.open(folder)
         for e in self.photos:
             src = self.mask_path(e)
             if src.exists():
                 write_bytes(new.mask_path(e), src.read_bytes())
             for aside in src.parent.glob(f"{src.name}.unreadable-*"):  # set aside for recovery: they move too
                 write_bytes(new.mask_path(e).with_name(aside.name), aside.read_bytes())
+        # Adopted fine-tuned versions (weights and cards) belong to the project: without them its "models"
+        # would name files that are not there, and removing the old folder would delete them.
+        models = self.folder / MODELS_DIR
+        for src in sorted(models.rglob("*")) if models.is_dir() else ():
+            if src.is_file() and not src.name.startswith("."):
+                write_bytes(new.folder / src.relative_to(self.folder), src.read_bytes())
         # Photo paths relative to the old folder must keep pointing at the same files. The entry
         # objects themselves move along (the studio holds references to them).
         for e in self.photos:
             e.path = str(self.resolve(e).resolve())
-        new.photos, new.view = self.photos, self.view
+        new.photos, new.view, new.models = self.photos, self.view, self.models
         new.save_index()
         if remove_old and self.folder.resolve() not in new.folder.resolve().parents:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dbd_core.annotate.project import ProjectStore
+from dbd_core.annotate.project import MODELS_DIR, ProjectStore
 from dbd_core.errors import InputError
-
-MODELS_DIR = "models"
 
 
 @dataclass(frozen=True)
