@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QDialog, QDialogButto
 
 from dbd_core.annotate.export import export_project as write_project
 from dbd_core.annotate.export import export_candidates, project_samples
-from dbd_core.data.formats import is_h5_path
+from dbd_core.data.formats import is_dataset, is_empty_folder, is_h5_path
 from dbd_core.errors import DBDError
 
 
@@ -43,21 +43,6 @@ def export_target(text: str, as_h5: bool) -> Path:
         raise ValueError(f"{p.name}: a folder named like an HDF5 file would be read as one; "
                          "choose the HDF5 format or another name")
     return p
-
-
-def is_empty_folder(p: Path) -> bool:
-    return p.is_dir() and not any(p.iterdir())
-
-
-def is_dataset(p: Path) -> bool:
-    """An existing dbd dataset (what an earlier export wrote), the only thing an export may replace."""
-    from dbd_core.data.formats import open_dataset_reader
-
-    try:
-        with open_dataset_reader(p):
-            return True
-    except (DBDError, OSError):
-        return False
 
 
 class ExportDialog(QDialog):

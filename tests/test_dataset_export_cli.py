@@ -70,6 +70,19 @@ def test_export_refuses_what_it_cannot_do_in_one_line(tmp_path, chelsea, coffee,
     assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "a"), "--all"]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "a"), "--all", "--overwrite"]) == 0
+    # --overwrite replaces an earlier dataset or an empty folder, never anything else a mistyped --out names:
+    # not the project being exported, not a folder of the user's own files.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep")
+    for target in (tmp_path / "mine", store.folder):
+        assert main(["dataset", "export", str(store.folder), "--out", str(target), "--all", "--overwrite"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "neither a dbd dataset nor an empty folder" in err and str(target) in err and "\n" not in err
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep"
+    assert ProjectStore.open(store.folder).photos and not (store.folder / "dataset.json").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["dataset", "export", str(store.folder), "--out", str(tmp_path / "empty"), "--all", "--overwrite"]) == 0
+    assert (tmp_path / "empty" / "dataset.json").is_file()
 
 
 def test_an_unreadable_saved_mask_is_named_and_left_out_the_rest_exported(tmp_path, chelsea, coffee, capsys):

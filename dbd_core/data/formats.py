@@ -33,7 +33,7 @@ import numpy as np
 
 from dbd_core import __version__
 from dbd_core.atomic import atomic_path, write_bytes, write_json
-from dbd_core.errors import InputError
+from dbd_core.errors import DBDError, InputError
 from dbd_core.images import POLARITIES, checked_imdecode, read_mask, to_rgb8
 
 FORMAT = "dbd-dataset"
@@ -175,6 +175,26 @@ def is_h5_path(path: str | os.PathLike) -> bool:
 # writers
 
 
+def is_empty_folder(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and not any(p.iterdir())
+
+
+def is_dataset(path: str | os.PathLike) -> bool:
+    """An existing dbd dataset (folder or HDF5) that opens."""
+    try:
+        with open_dataset_reader(path):
+            return True
+    except (DBDError, OSError):
+        return False
+
+
+def replaceable(path: str | os.PathLike) -> bool:
+    """What an overwrite may replace: an earlier dataset or an empty folder, never anything else (a photo
+    folder, a studio project, a thesis) that a mistyped ``--out`` happens to name."""
+    return is_empty_folder(path) or is_dataset(path)
+
+
 class DatasetWriter:
     """Common interface of the folder and HDF5 writers.
 
@@ -187,8 +207,12 @@ class DatasetWriter:
         self.created_by = created_by
         self._names: set[str] = set()
         self._open = True
-        if self.path.exists() and not overwrite:
-            raise InputError(self.path, "already exists (use overwrite)")
+        if self.path.exists():
+            if not overwrite:
+                raise InputError(self.path, "already exists (use overwrite)")
+            if not replaceable(self.path):
+                raise InputError(self.path, "exists and is neither a dbd dataset nor an empty folder: overwrite "
+                                            "only replaces an earlier dataset; choose another destination")
 
     def __len__(self) -> int:
         return len(self._names)
@@ -401,4 +425,4 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fa
 
 __all__ = ["Sample", "DatasetWriter", "FolderWriter", "H5Writer", "open_writer", "write_samples",
            "open_dataset_reader", "convert", "FORMAT", "FORMAT_VERSION", "SPLITS",
-           "POLARITIES", "WriteCancelled", "read_mask"]
+           "POLARITIES", "WriteCancelled", "read_mask", "is_dataset", "is_empty_folder", "replaceable"]
