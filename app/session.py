@@ -82,8 +82,13 @@ class AnnotationSession(QObject):
         try:
             store = ProjectStore.open(folder)
         except InputError as e:  # a damaged automatic project is kept for inspection, never overwritten
-            self.message.emit(f"{e} — starting a new project")
-            store = ProjectStore.open(root / time.strftime("untitled-%Y%m%d-%H%M%S"))
+            try:
+                store = ProjectStore.open(root / time.strftime("untitled-%Y%m%d-%H%M%S"))
+                self.message.emit(f"{e} — starting a new project")
+            except InputError:
+                # The studio's data folder refuses writes: a project held in memory, whose first save fails
+                # and so takes the refused-save path (NOT SAVED title, one dialog, retries, Save as on close).
+                store = ProjectStore(folder)
         reopened = list(store.photos)
         # Photos listed before a project existed (none in the studio's own flow) keep their masks.
         known = {str(store.resolve(e).resolve()) for e in store.photos}

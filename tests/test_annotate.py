@@ -144,6 +144,44 @@ def test_bad_project_file_is_input_error(tmp_path):
         ProjectStore.open(tmp_path)
 
 
+@pytest.mark.parametrize("index, why", [
+    ([], "not a dbd-studio project"),
+    ({"format": "dbd-studio-project", "photos": 5}, "'photos' must be a list"),
+    ({"format": "dbd-studio-project", "photos": ["a.jpg"]}, r"photos\[0\] must be an object"),
+    ({"format": "dbd-studio-project", "photos": [{"path": "a.jpg"}]}, r"photos\[0\] \(a.jpg\): 'name' None"),
+    ({"format": "dbd-studio-project", "photos": [{"path": "a.jpg", "name": "../../etc/x"}]}, "not a safe file name"),
+    ({"format": "dbd-studio-project", "photos": [{"path": "a.jpg", "name": "a"}, {"path": "b.jpg", "name": "a"}]},
+     "repeated"),
+    ({"format": "dbd-studio-project", "photos": [{"path": "a.jpg", "name": "a", "status": "finished"}]}, "status"),
+    ({"format": "dbd-studio-project", "photos": [{"path": "a.jpg", "name": "a", "threshold": "high"}]}, "threshold"),
+    ({"format": "dbd-studio-project", "view": 3}, "'view' must be an object"),
+    ({"format": "dbd-studio-project", "models": {"student": {"versions": [{"name": "x"}]}}}, "models.student"),
+    ({"format": "dbd-studio-project", "mask_polarity": "sharp-white"}, "mask_polarity"),
+])
+def test_a_damaged_project_index_is_one_input_error_naming_it(tmp_path, index, why):
+    from dbd_core.errors import InputError
+
+    (tmp_path / "project.json").write_text(json.dumps(index))
+    with pytest.raises(InputError, match=why) as e:
+        ProjectStore.open(tmp_path)
+    assert "project.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_project_index_with_a_stray_view_still_opens(tmp_path):
+    (tmp_path / "project.json").write_text(json.dumps({"format": "dbd-studio-project", "view": {"current": "x"},
+                                                       "photos": [{"path": "a.jpg", "name": "a"}]}))
+    store = ProjectStore.open(tmp_path)
+    assert store.view["current"] == 0 and [e.name for e in store.photos] == ["a"]
+
+
+def test_a_project_that_cannot_be_created_is_one_input_error(tmp_path):
+    from dbd_core.errors import InputError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot create a project here"):
+        ProjectStore.open(tmp_path / "file" / "proj")
+
+
 def test_auto_project_name_is_stable_for_a_photo_set(tmp_path):
     from dbd_core.annotate.project import auto_project_name
 

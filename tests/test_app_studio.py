@@ -119,6 +119,38 @@ def test_autosave_then_reopen_restores_state(qtbot, photos, tmp_path):
     again.close()
 
 
+def test_a_damaged_automatic_project_or_an_unwritable_studio_home_never_stops_the_studio(qtbot, photos, tmp_path,
+                                                                                       monkeypatch, studio_home):
+    from PySide6.QtWidgets import QMessageBox
+
+    from dbd_core.annotate.project import auto_project_name
+
+    # A hand-edited project.json with the wrong structure: named, kept for inspection, a new project used.
+    damaged = studio_home / "projects" / auto_project_name([photos])
+    damaged.mkdir(parents=True)
+    (damaged / "project.json").write_text("[]")
+    win = open_window(qtbot, photos)
+    assert win.session.persistent and win.session.store.folder != damaged
+    assert (damaged / "project.json").read_text() == "[]"
+    assert len(win.session.store.photos) == 2
+    win.close()
+
+    # The studio's data folder cannot be created (here: a file stands where it should be): the photos open,
+    # the edits stay in memory, and the refused-save path says so.
+    (tmp_path / "blocked").write_text("not a folder")
+    monkeypatch.setenv("DBD_STUDIO_HOME", str(tmp_path / "blocked" / "home"))
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    win = open_window(qtbot, photos, provider=None)
+    s = win.session
+    assert len(s.store.photos) == 2 and s.model is not None
+    assert "NOT SAVED" in win.windowTitle() and len(warned) == 1 and "blocked" in warned[0]
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: next(
+        b for b in box.buttons() if b.text() == "Close without saving").click())
+    win.close()
+    assert not win.isVisible()
+
+
 def test_a_folder_that_refuses_writes_keeps_the_edits_says_so_and_saves_them_elsewhere(qtbot, photos, tmp_path,
                                                                                         monkeypatch):
     from PySide6.QtWidgets import QFileDialog, QMessageBox

@@ -88,6 +88,58 @@ def refuse_other_project(folder: str | os.PathLike) -> None:
                                  "(or open that project instead)")
 
 
+def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict]:
+    """(photos, view, models) of a project.json, every field checked: a damaged or hand-edited file is one
+    InputError naming it and what is wrong, never a crash later (a photo name is also a mask file name)."""
+    def bad(why: str):
+        return InputError(index, why)
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise bad(f"not a dbd-studio project (format {got!r})")
+    if data.get("mask_polarity", "blur-white") != "blur-white":
+        raise bad(f"mask_polarity {data['mask_polarity']!r}: this studio's masks are blur-white (255 = blurred)")
+    photos, names = [], set()
+    raw = data.get("photos", [])
+    if not isinstance(raw, list):
+        raise bad(f"'photos' must be a list, not {type(raw).__name__}")
+    known = set(PhotoEntry.__dataclass_fields__)
+    for i, p in enumerate(raw):
+        if not isinstance(p, dict):
+            raise bad(f"photos[{i}] must be an object, not {type(p).__name__}")
+        name, path = p.get("name"), p.get("path")
+        if not isinstance(path, str) or not path:
+            raise bad(f"photos[{i}] has no 'path'")
+        if not isinstance(name, str) or _safe_name(name) != name or name in names:
+            raise bad(f"photos[{i}] ({path}): 'name' {name!r} is missing, repeated or not a safe file name")
+        names.add(name)
+        fields = {k: v for k, v in p.items() if k in known}
+        if fields.get("status", "new") not in STATUSES:
+            raise bad(f"photos[{i}] ({name}): status {fields['status']!r} is not one of {', '.join(STATUSES)}")
+        t = fields.get("threshold", 0.5)
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+            raise bad(f"photos[{i}] ({name}): threshold {t!r} is not a number in [0, 1]")
+        for key, kind in (("source", str), ("models", dict), ("seeded_with", (dict, type(None))),
+                          ("error", (str, type(None))), ("hand_edited", bool)):
+            if key in fields and not isinstance(fields[key], kind):
+                raise bad(f"photos[{i}] ({name}): '{key}' has the wrong type ({type(fields[key]).__name__})")
+        photos.append(PhotoEntry(**fields))
+    view, models = data.get("view", {"current": 0}), data.get("models", {})
+    for key, val in (("view", view), ("models", models)):
+        if not isinstance(val, dict):
+            raise bad(f"'{key}' must be an object, not {type(val).__name__}")
+    view = dict(view)
+    if isinstance(view.get("current"), bool) or not isinstance(view.get("current", 0), int):
+        view["current"] = 0  # only which photo was shown last: not worth refusing the project for
+    for role, entry in models.items():
+        versions = entry.get("versions", []) if isinstance(entry, dict) else None
+        if not isinstance(versions, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("file"), str)
+                for r in versions):
+            raise bad(f"models.{role}: expected {{'active', 'versions': [{{'name', 'file', ...}}]}}")
+    return photos, view, dict(models)
+
+
 class ProjectStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
@@ -106,15 +158,13 @@ class ProjectStore:
                 data = json.loads(index.read_text("utf-8"))
             except (OSError, ValueError) as e:
                 raise InputError(index, f"not a readable project file ({e})") from None
-            if data.get("format") != FORMAT:
-                raise InputError(index, f"not a dbd-studio project (format {data.get('format')!r})")
-            known = set(PhotoEntry.__dataclass_fields__)
-            store.photos = [PhotoEntry(**{k: v for k, v in p.items() if k in known}) for p in data.get("photos", [])]
-            store.view = dict(data.get("view", {"current": 0}))
-            store.models = dict(data.get("models", {}))
+            store.photos, store.view, store.models = _parse_index(index, data)
         else:
-            store.folder.mkdir(parents=True, exist_ok=True)
-            store.save_index()
+            try:
+                store.folder.mkdir(parents=True, exist_ok=True)
+                store.save_index()
+            except OSError as e:
+                raise InputError(store.folder, f"cannot create a project here ({e.strerror or e})") from None
         return store
 
     def save_index(self) -> None:
