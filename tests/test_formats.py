@@ -132,6 +132,26 @@ def test_writer_refuses_bad_samples(tmp_path, photos):
         open_writer(tmp_path / "d")
 
 
+def test_an_h5_dataset_that_declares_sharp_white_is_read_as_blur_white(tmp_path):
+    import h5py
+
+    from dbd_core.data.formats import convert
+
+    m = np.zeros((20, 30), np.uint8)
+    m[:, :10] = 1
+    with open_writer(tmp_path / "a.h5") as w:
+        w.add("x", np.full((20, 30, 3), 128, np.uint8), m)
+    with h5py.File(tmp_path / "a.h5", "r+") as f:  # another tool's file: its masks mark the in-focus part
+        f.attrs["gt_polarity"] = "sharp-white"
+    with open_dataset_reader(tmp_path / "a.h5") as r:
+        assert r.gt_polarity == "sharp-white"
+        np.testing.assert_array_equal(r.get("x")[1], 1 - m)
+    convert(tmp_path / "a.h5", tmp_path / "b")  # written blur-white, the meaning kept
+    with open_dataset_reader(tmp_path / "b") as r:
+        assert r.gt_polarity == "blur-white"
+        np.testing.assert_array_equal(r.get("x")[1], 1 - m)
+
+
 def test_truncated_h5_and_bad_json_name_the_file(tmp_path, photos):
     h5 = _write(tmp_path / "t.h5", photos)
     data = h5.read_bytes()

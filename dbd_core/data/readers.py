@@ -208,6 +208,8 @@ class H5Reader(DatasetReader):
             raise InputError(self.path, f"sample {name}: cannot read ({_short(e)})") from None
         if mask is not None and mask.size and mask.max() > 1:
             raise InputError(self.path, f"sample {name}: mask holds values other than 0/1")
+        if mask is not None and self.gt_polarity == "sharp-white":  # the file says 1 = in focus: read as 1 = blurred
+            mask = 1 - mask
         return Sample(name, image_bytes=data, mask=mask, split=split, provenance=prov, image_ext=ext)
 
     def get(self, name, reduce=1):
