@@ -152,6 +152,24 @@ def test_an_h5_dataset_that_declares_sharp_white_is_read_as_blur_white(tmp_path)
         np.testing.assert_array_equal(r.get("x")[1], 1 - m)
 
 
+def test_convert_names_and_leaves_out_an_unreadable_sample_and_converts_the_rest(tmp_path, capsys):
+    m = np.zeros((20, 30), np.uint8)
+    m[:, :10] = 1
+    with open_writer(tmp_path / "src") as w:
+        for name in ("a", "b", "c"):
+            w.add(name, np.full((20, 30, 3), 128, np.uint8), m)
+    (tmp_path / "src" / "gt" / "b.png").write_bytes(b"")  # one damaged mask
+    assert _cli(["dataset", "convert", str(tmp_path / "src"), str(tmp_path / "dst.h5")]) == 1
+    out, err = capsys.readouterr()
+    assert "gt/b.png" in err and "sample b left out" in err and len(err.strip().splitlines()) == 1
+    assert "converted 2 samples" in out and "(1 left out)" in out
+    with open_dataset_reader(tmp_path / "dst.h5") as r:
+        assert r.names == ["a", "c"] and np.array_equal(r.get("c")[1], m)
+    with pytest.raises(InputError, match="b.png"):  # the library call without a list stays strict
+        convert(tmp_path / "src", tmp_path / "strict.h5")
+    assert not (tmp_path / "strict.h5").exists()
+
+
 def test_truncated_h5_and_bad_json_name_the_file(tmp_path, photos):
     h5 = _write(tmp_path / "t.h5", photos)
     data = h5.read_bytes()

@@ -116,9 +116,15 @@ def _run_import(a) -> int:
 def _run_convert(a) -> int:
     from dbd_core.data.formats import convert
 
-    n = convert(a.src, a.dst, overwrite=a.overwrite, progress=_progress("convert"))
-    print(f"converted {n} samples: {a.src} -> {a.dst}")
-    return 0
+    skipped: list[str] = []
+    n = convert(a.src, a.dst, overwrite=a.overwrite, progress=_progress("convert"), skipped=skipped)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    if not n:
+        print(f"nothing converted: {a.src} holds no " + ("readable " if skipped else "") + "samples", file=sys.stderr)
+        return 1
+    print(f"converted {n} samples: {a.src} -> {a.dst}" + (f" ({len(skipped)} left out)" if skipped else ""))
+    return 1 if skipped else 0
 
 
 def _run_check(a) -> int:

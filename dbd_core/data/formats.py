@@ -414,13 +414,27 @@ def open_dataset_reader(path: str | os.PathLike):
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False,
-            progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> int:
+            progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+            skipped: list[str] | None = None) -> int:
     """Folder <-> HDF5 (or folder -> folder, h5 -> h5), losslessly: original image bytes, masks
-    pixel-equal, names, splits and provenance kept. Masks are stored canonically (blur-white)."""
+    pixel-equal, names, splits and provenance kept. Masks are stored canonically (blur-white).
+    Returns how many samples were written. With a ``skipped`` list, an unreadable sample is named there
+    and left out and the rest converted (as ``write_samples``); without one the first raises."""
     with open_dataset_reader(src) as r:
-        ok = write_samples(dst, r, created_by=r.created_by, overwrite=overwrite, total=len(r),
-                           progress=progress, cancel=cancel)
-        return len(r) if ok else 0
+        before = len(skipped) if skipped is not None else 0
+
+        def readable():
+            for name in r.names:
+                try:
+                    yield r.sample(name)
+                except InputError as e:
+                    if skipped is None:
+                        raise
+                    skipped.append(f"{e} (sample {name} left out)")
+
+        ok = write_samples(dst, readable(), created_by=r.created_by, overwrite=overwrite, total=len(r),
+                           progress=progress, cancel=cancel, skipped=skipped)
+        return len(r) - (len(skipped) - before if skipped is not None else 0) if ok else 0
 
 
 __all__ = ["Sample", "DatasetWriter", "FolderWriter", "H5Writer", "open_writer", "write_samples",
