@@ -165,6 +165,8 @@ def test_convert_names_and_leaves_out_an_unreadable_sample_and_converts_the_rest
     assert "converted 2 samples" in out and "(1 left out)" in out
     with open_dataset_reader(tmp_path / "dst.h5") as r:
         assert r.names == ["a", "c"] and np.array_equal(r.get("c")[1], m)
+    rep = check_dataset(tmp_path / "src")  # the damaged sample is counted as what it is
+    assert "3 samples (2 labelled, 0 unlabelled, 1 unreadable)" in rep.lines()[0] and len(rep.errors) == 1
     with pytest.raises(InputError, match="b.png"):  # the library call without a list stays strict
         convert(tmp_path / "src", tmp_path / "strict.h5")
     assert not (tmp_path / "strict.h5").exists()

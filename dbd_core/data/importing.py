@@ -151,8 +151,10 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
+        bad = len(self.errors)
         out = [f"{self.path}: {self.n_samples} samples ({self.n_labelled} labelled, "
-               f"{self.n_samples - self.n_labelled} unlabelled), gt_polarity {self.gt_polarity}",
+               f"{self.n_samples - self.n_labelled - bad} unlabelled" + (f", {bad} unreadable" if bad else "") +
+               f"), gt_polarity {self.gt_polarity}",
                "splits: " + ", ".join(f"{k or 'none'} {v}" for k, v in sorted(self.splits.items(), key=lambda kv: str(kv[0])))]
         if self.blurred_fraction is not None:
             out.append(f"blurred pixels: {self.blurred_fraction:.3f} of all labelled pixels; "
