@@ -20,8 +20,10 @@ from dbd_core.weights import card_path, sha256_file, shipped_weights
 SAMPLE = Path(__file__).parent / "data" / "bench_sample"
 # What a card must say to stand as a shipped model (keys as written by training + record_bench_sample.py).
 REQUIRED_CARD_FIELDS = ("arch", "parameters", "recipe", "data", "wall_time_s", "metrics", "sha256")
-# Same code, same weights, same photos: only float rounding differs between machines and torch builds.
-TOLERANCE = {"mae": 0.005, "f_beta": 0.01, "max_f": 0.01, "iou": 0.01}
+# Same code, same weights, same photos: only float rounding differs between machines and torch builds
+# (identical to 6 decimals on this project's Intel and AMD hosts). Tight enough that an inference change
+# shows: ignoring the teacher card's 2 px guided window moves its MAE by 0.0017, the size of a release.
+TOLERANCE = {"mae": 3e-4, "f_beta": 3e-3, "max_f": 3e-3, "iou": 3e-3, "auc_roc": 1e-3}
 
 
 def _shipped(name: str) -> Path:
