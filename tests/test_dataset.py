@@ -53,6 +53,32 @@ def test_items_follow_the_contract(datasets, which):
     assert torch.equal(full["image"], ref)
 
 
+def test_augmentation_keeps_every_photo_pixel_on_its_mask_pixel(tmp_path):
+    # The photo is red exactly where the mask says blurred and blue elsewhere, on an asymmetric shape (an
+    # off-centre disc and a corner block): a crop, resize or flip applied to one and not the other shows.
+    h, w = 90, 120
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (80, 35), 22, 1, -1)
+    mask[60:, :30] = 1
+    photo = np.zeros((h, w, 3), np.uint8)
+    photo[mask == 1] = (255, 0, 0)
+    photo[mask == 0] = (0, 0, 255)
+    with open_writer(tmp_path / "ds") as wr:
+        wr.add("shape", photo, mask)
+    ds = LabelledDataset(tmp_path / "ds", size=48, augment=True, seed=0, jitter=0.0)
+    flips = set()
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        it = ds[0]
+        red = (it["image"][0] > it["image"][2]).float()  # where the photo is red
+        m = it["mask"][0]
+        assert 0 < m.sum() < m.numel()
+        # Resizing blends a pixel's worth at the shape's edge; anywhere else image and mask must agree.
+        assert (red == m).float().mean() > 0.96, f"epoch {epoch}: the photo and the mask moved apart"
+        flips.add(bool(m[-1, :4].any()) if m[-1].any() else None)
+    assert len(flips) > 1  # both orientations of the corner block were seen: flips did happen
+
+
 def test_augmentation_deterministic_and_geometry_shared(datasets):
     ds = LabelledDataset(datasets[1], size=32, augment=True, seed=3, jitter=0.0)
     a, b = ds[0], ds[0]
