@@ -22,16 +22,42 @@ TOOL_BUTTON_STYLE = ("QToolButton { background: #3c4043; border: 1px solid #5f63
                      "QToolButton:checked { background: #1a73e8; color: #ffffff; border-color: #8ab4f8; }")
 
 
-class ThresholdSpinBox(QDoubleSpinBox):
-    """Enter finishes a typed threshold. Without claiming it, the window's Enter shortcut (close polygon)
-    would take the key and the box would keep the focus, and with it every tool key."""
+# What a number box needs for typing; every other key (tool letters, [ ], D/A, Ctrl+Z...) goes to the window's
+# shortcuts even while the box has the focus, as in napari or CVAT: one click on a box must not take the
+# keyboard away from the annotation.
+_EDIT_KEYS = {getattr(Qt.Key, f"Key_{k}") for k in (*"0123456789", "Period", "Comma", "Minus", "Backspace",
+                                                    "Delete", "Left", "Right", "Home", "End", "Up", "Down",
+                                                    "PageUp", "PageDown")}
+_EDIT_CTRL_KEYS = {Qt.Key.Key_A, Qt.Key.Key_C, Qt.Key.Key_V, Qt.Key.Key_X}
 
+
+def _claims(ev) -> bool | None:
+    """For a ShortcutOverride: True = the box takes the key, False = the window's shortcut does."""
+    ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+    if ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        # Enter finishes a typed value (else the window's Enter, close polygon, would take it and the box keep
+        # the focus); Ctrl+Enter marks the photo done, as anywhere.
+        return not ctrl
+    return (ev.key() in _EDIT_CTRL_KEYS) if ctrl else (ev.key() in _EDIT_KEYS)
+
+
+class _KeyPassing:
     def event(self, ev):
-        if (ev.type() == QEvent.Type.ShortcutOverride and ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-                and not ev.modifiers() & Qt.KeyboardModifier.ControlModifier):  # Ctrl+Enter: mark done, as anywhere
-            ev.accept()
-            return True
+        if ev.type() == QEvent.Type.ShortcutOverride:
+            if _claims(ev):
+                ev.accept()
+                return True
+            ev.ignore()
+            return False
         return super().event(ev)
+
+
+class ThresholdSpinBox(_KeyPassing, QDoubleSpinBox):
+    """The threshold: digits edit it, Enter finishes, every other key stays the window's."""
+
+
+class RadiusSpinBox(_KeyPassing, QSpinBox):
+    """The brush radius, with the same keyboard rule as the threshold box."""
 
 
 class MaskPanel(QWidget):
@@ -108,8 +134,9 @@ class MaskPanel(QWidget):
             b.clicked.connect(lambda _=False, n=name: self.tool_selected.emit(n))
             grid.addWidget(b, i // 2, i % 2)
         vt.addLayout(grid)
-        self.radius = QSpinBox(minimum=1, maximum=500, value=12, suffix=" px", toolTip="Brush radius ([ and ])")
+        self.radius = RadiusSpinBox(minimum=1, maximum=500, value=12, suffix=" px", toolTip="Brush radius ([ and ])")
         self.radius.valueChanged.connect(self.radius_selected)
+        self.radius.editingFinished.connect(self.radius.clearFocus)
         r = QHBoxLayout()
         r.addWidget(QLabel("Brush radius"))
         r.addWidget(self.radius)

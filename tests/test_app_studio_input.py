@@ -183,3 +183,39 @@ def test_tool_keys_work_again_after_typing_a_threshold_and_keypad_enter_counts(q
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.KeypadModifier)
     QApplication.processEvents()
     assert win.entries[row].status == "done"  # Ctrl + keypad Enter marks done, as Ctrl+Return does
+
+
+@pytest.mark.parametrize("box", ["spin", "radius"])
+def test_a_focused_number_box_types_digits_and_leaves_every_other_key_to_the_window(qtbot, photos, box):
+    win = ready(qtbot, photos)
+    s, view = win.session, win.views.photo.glw
+    widget = getattr(win.panel, box)
+    key(win, Qt.Key.Key_B)
+    drag(view, [image_point(win, 80.5 + i, 40.5) for i in range(10)])  # a stroke to undo
+    stroked = s.model.mask.copy()
+    assert s.model.can_undo()
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus, timeout=5000)
+    radius = win.tools.radius
+    QTest.keyClick(widget, Qt.Key.Key_BracketRight)
+    QApplication.processEvents()
+    assert win.tools.radius > radius and widget.hasFocus()  # the window's key, the box kept the focus
+    QTest.keyClick(widget, Qt.Key.Key_E)
+    QApplication.processEvents()
+    assert win.tools.tool == "eraser"
+    QTest.keyClick(widget, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    QApplication.processEvents()
+    assert not np.array_equal(s.model.mask, stroked)  # Ctrl+Z undid the mask, not the box's text
+    row = win.row
+    QTest.keyClick(widget, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: win.row == row + 1, timeout=5000)
+    wait_settled(qtbot, win)
+    # and the box still takes what typing needs
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus, timeout=5000)
+    widget.lineEdit().selectAll()
+    QTest.keyClicks(widget.lineEdit(), "0.35" if box == "spin" else "20")
+    QTest.keyClick(widget, Qt.Key.Key_Return)
+    QApplication.processEvents()
+    assert (s.current.threshold == pytest.approx(0.35)) if box == "spin" else (win.tools.radius == 20)
+    assert not widget.hasFocus()
