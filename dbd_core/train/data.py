@@ -4,11 +4,21 @@ the training engine does not depend on them until it needs one.
   synthetic  dbd_core.data.synth.SyntheticDataset over a folder of sharp photos (``data.sharp``)
   folder     dbd_core.data.dataset folder dataset (photos + masks) at ``data.path``
   hdf5       dbd_core.data.dataset HDF5 dataset at ``data.path``
+
+Splits of a folder/HDF5 dataset follow the dataset (``dbd_core.data.dataset.names_for_split``): a sample
+marked ``test`` is never trained or validated on, one marked ``train``/``val`` stays there, and the others
+go to train or val by a hash of their name, so adding photos never moves existing ones. Synthetic and
+in-memory data (items, not named photos) are split by ``split_holdout``.
+
+A user dataset is checked before training (``check_samples``): every photo and mask is decoded once (into
+the resizing cache, so training does not decode them again); a sample that cannot be read is named on one
+line (file and reason) and left out, and the counts are of the usable samples.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Iterator
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
@@ -17,8 +27,12 @@ from dbd_core.errors import DBDError, InputError
 from dbd_core.train.config import naming, resolve_path
 
 
-def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = False) -> Dataset:
-    """The training dataset the config describes (``path`` overrides ``data.path``/``data.sharp``)."""
+def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = False, check: bool = True) -> Dataset:
+    """The training dataset the config describes (``path`` overrides ``data.path``/``data.sharp``).
+
+    A folder/HDF5 dataset holds its train and val samples only (never those marked ``test``); with ``check``
+    every sample is read once here and the unreadable ones are left out (their lines in ``dataset.problems``).
+    Callers that report progress pass ``check=False`` and run ``iter_check`` themselves."""
     d = cfg["data"]
     kind = d["kind"]
     seed = cfg["run"]["seed"]
@@ -43,9 +57,70 @@ def build_dataset(cfg: dict, *, path: str | None = None, labelled_only: bool = F
 
     with naming(cfg, "data.path") if not path else nullcontext():
         ds = LabelledDataset(root, size=d["size"], augment=d["augment"], seed=seed)
+    ds.names = [n for n in ds.names if ds.reader.split_of(n) != "test"]  # "test" is never trained on
+    ds.problems = []
     if d["max_side"]:
         ds.reader = ResizingCache(ds.reader, d["max_side"])
+    if check:
+        check_samples(ds)
     return ds
+
+
+def is_named_dataset(dataset) -> bool:
+    """A dataset of named photos from a folder/HDF5 file (dbd_core.data.dataset.LabelledDataset), whose own
+    split field decides train/val/test; False for synthetic renders and in-memory items."""
+    reader = getattr(dataset, "reader", None)
+    return reader is not None and hasattr(reader, "split_of") and hasattr(dataset, "names")
+
+
+def iter_check(dataset, cancel=None) -> Iterator[dict]:
+    """Read every sample of a folder/HDF5 dataset once: events ``{"type": "check", "done", "total"}`` (at most
+    about a hundred) and, per sample that cannot be read, ``{"type": "skipped", "name", "message"}`` with a
+    one-line ``<file>: <reason>``. The bad samples are then removed from ``dataset.names`` (and their lines
+    appended to ``dataset.problems``). With a resizing cache the decoded photos stay there for training, so
+    the check costs no extra decode. Stops early (leaving the dataset unchanged) when ``cancel()`` is true.
+    An InputError if no usable sample remains."""
+    names = list(dataset.names)
+    n = len(names)
+    every = max(1, n // 100)
+    bad: dict[str, str] = {}
+    reader = dataset.reader
+    yield {"type": "check", "done": 0, "total": n}
+    for i, name in enumerate(names):
+        if cancel is not None and cancel():
+            return
+        try:
+            reduce = dataset._reduce_for(name) if hasattr(dataset, "_reduce_for") else 1
+            reader.get(name, reduce=reduce)
+        except Exception as e:  # noqa: BLE001 - an InputError mostly; a decoder's own error is one bad file too
+            bad[name] = _problem_line(reader, name, e)
+            yield {"type": "skipped", "step": None, "name": name, "message": bad[name]}
+        if (i + 1) % every == 0 or i + 1 == n:
+            yield {"type": "check", "done": i + 1, "total": n}
+    dataset.names = [m for m in names if m not in bad]
+    if not hasattr(dataset, "problems"):
+        dataset.problems = []
+    dataset.problems.extend(bad.values())
+    if not dataset.names:
+        shown = "; ".join(list(bad.values())[:3]) + ("; ..." if len(bad) > 3 else "")
+        raise InputError(getattr(dataset, "path", None),
+                         f"no usable sample: {'all ' + str(n) + ' left out' if n else 'none to train on'}"
+                         + (f" ({shown})" if shown else ""))
+
+
+def check_samples(dataset) -> list[str]:
+    """``iter_check`` without events: the lines of the samples left out."""
+    return [ev["message"] for ev in iter_check(dataset) if ev["type"] == "skipped"]
+
+
+def _problem_line(reader, name: str, e: Exception) -> str:
+    """``<file>: <reason>`` for a sample that failed to read: an InputError names its file already; anything
+    else is named by the sample."""
+    if isinstance(e, InputError) and e.path:
+        return str(e)
+    where = f"{getattr(reader, 'path', '?')}: sample {name}"
+    reason = e.reason if isinstance(e, InputError) else (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return f"{where}: {reason}"
 
 
 class ResizingCache:
@@ -61,6 +136,11 @@ class ResizingCache:
 
     def __contains__(self, name):
         return name in self._reader
+
+    @property
+    def full(self):
+        """The wrapped reader: photos and masks at their full size (held-out scoring)."""
+        return self._reader
 
     def reduction_for(self, name) -> int:
         """Largest JPEG decode reduction (8/4/2) whose result still has a long side >= ``max_side``:
@@ -104,9 +184,9 @@ def train_and_validation(cfg: dict, dataset=None):
     train = dataset if dataset is not None else build_dataset(cfg)
     v = cfg["val"]
     if v["fraction"] <= 0:
-        return train, None
+        return (split_named(train, 0.0, cfg["run"]["seed"])[0] if is_named_dataset(train) else train), None
     if v["holdout"] != "photos":
-        return split_holdout(train, v["fraction"], cfg["run"]["seed"])
+        return holdout_split(train, v["fraction"], cfg["run"]["seed"])
     render = None
     if v["render"] == "bench":
         from dbd_core.data.synth import bench_render_config
@@ -124,26 +204,66 @@ def split_holdout_photos(dataset, fraction: float, seed: int, val_render=None):
     from dbd_core.data.synth import SyntheticDataset
 
     if not isinstance(dataset, SyntheticDataset):
-        return split_holdout(dataset, fraction, seed)  # folder/hdf5 items are photos already
+        return holdout_split(dataset, fraction, seed)  # folder/hdf5 items are photos already
     train_src, val_src = dataset.source.split_photos(fraction, seed)
     n_val = max(len(val_src), int(round(len(dataset) * fraction)))
     return (SyntheticDataset(train_src, len(dataset), dataset.seed, dataset.cfg),
             SyntheticDataset(val_src, n_val, seed + 1, val_render or dataset.cfg))
 
 
+def holdout_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(training part, held-out part): by the dataset's own splits and name hashes for a folder/HDF5 dataset
+    (``split_named``), by ``split_holdout`` for synthetic renders and in-memory items."""
+    if is_named_dataset(dataset):
+        return split_named(dataset, fraction, seed)
+    return split_holdout(dataset, fraction, seed)
+
+
+class _Names:
+    """The part of a reader ``names_for_split`` looks at, over the usable names only."""
+
+    def __init__(self, names, split_of):
+        self.names, self.split_of = names, split_of
+
+
+def split_named(dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """A folder/HDF5 dataset split as the dataset says (``names_for_split``): samples marked ``train``/``val``
+    stay there, ``test`` ones are in neither part, and each unmarked one goes to val when the hash of its
+    name is below ``fraction`` (so about, not exactly, that share; adding photos never moves existing ones).
+    The held-out part reads a copy of the dataset with augmentation off (sharing its decoded-photo cache)."""
+    from dbd_core.data.dataset import names_for_split
+
+    usable = [n for n in dataset.names if dataset.reader.split_of(n) != "test"]
+    view = _Names(usable, dataset.reader.split_of)
+    train = names_for_split(view, "train", fraction, seed)
+    val = names_for_split(view, "val", fraction, seed) if fraction > 0 else []
+    where = getattr(dataset, "path", None)
+    if not train:
+        raise InputError(where, f"{len(usable)} usable train/val sample(s), none left to train on "
+                                f"({len(val)} held out by val.fraction {fraction:g} or marked val)")
+    if fraction > 0 and not val:
+        raise InputError(where, f"{len(usable)} usable train/val sample(s): too few to hold out a validation part")
+    index = {n: i for i, n in enumerate(dataset.names)}
+    return Subset(dataset, [index[n] for n in train]), Subset(_without_augment(dataset), [index[n] for n in val])
+
+
+def _without_augment(dataset):
+    if getattr(dataset, "augment", False):
+        import copy
+
+        dataset = copy.copy(dataset)
+        dataset.augment = False
+    return dataset
+
+
 def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Deterministic hold-out split: the same (dataset length, fraction, seed) always holds out the same
-    items. At least one item on each side. The held-out part reads a copy of the dataset with its
-    augmentation switched off (sharing its decoded-photo cache)."""
+    """Deterministic hold-out split of synthetic renders or in-memory items (which have no names to hash):
+    the same (dataset length, fraction, seed) always holds out the same items. At least one item on each side.
+    The held-out part reads a copy of the dataset with its augmentation switched off (sharing its
+    decoded-photo cache). Folder/HDF5 datasets go through ``split_named`` instead (``holdout_split``)."""
     n = len(dataset)
     if n < 2:
         raise InputError(getattr(dataset, "root", None), f"{n} item(s): too few to hold out a validation part")
     k = min(n - 1, max(1, int(round(n * fraction))))
     perm = np.random.default_rng([seed, n]).permutation(n)
-    val_source = dataset
-    if getattr(dataset, "augment", False):
-        import copy
-
-        val_source = copy.copy(dataset)
-        val_source.augment = False
-    return Subset(dataset, sorted(perm[k:].tolist())), Subset(val_source, sorted(perm[:k].tolist()))
+    return Subset(dataset, sorted(perm[k:].tolist())), Subset(_without_augment(dataset), sorted(perm[:k].tolist()))

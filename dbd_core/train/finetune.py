@@ -1,14 +1,19 @@
 """Fine-tuning a trained network on the user's own labelled photos (``dbd finetune``).
 
-Starts from the current weights, holds out part of the data (deterministic split), trains with the
-content loss and early stopping on the validation loss (keeping the best weights), measures the
-held-out metrics before and after, and writes a NEW model version beside the parent -- never over it --
-with a card naming the parent (sha256), the data, the recipe and the metrics. Nothing is written if
-the run is cancelled or fails (a checkpoint stays in the run folder).
+Starts from the current weights, checks every sample of the data once (an unreadable one is named and left
+out), holds out part of it (the dataset's own splits: ``test`` samples are never used, unmarked ones go to
+val by a hash of their name), trains with the content loss and early stopping on the held-out metric the
+recipe names (``val.score``, "mae" in the shipped recipes), keeping the best validated weights, and measures
+the held-out photos before and after as ``dbd eval`` and the studio see them (full size, guided upsampling
+with the parent card's window: ``validate.evaluate_photos``). Then it writes a NEW model version beside the
+parent -- never over it -- with a card naming the parent (sha256), the data, the recipe and the metrics.
+Nothing is written if the run is cancelled or fails, or if the result's held-out maps are not finite (a
+checkpoint stays in the run folder).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,9 +25,9 @@ from torch.utils.data import Dataset
 from dbd_core.errors import DBDError
 from dbd_core.paths import configs_dir
 from dbd_core.train.config import load_config, to_plain
-from dbd_core.train.data import build_dataset, split_holdout
+from dbd_core.train.data import build_dataset, holdout_split, is_named_dataset, iter_check
 from dbd_core.train.loop import Event, TrainJob, _cancel_fn, run_training
-from dbd_core.train.validate import evaluate
+from dbd_core.train.validate import evaluate_photos
 
 
 @dataclass
@@ -82,18 +87,35 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
         dataset = job.dataset
     else:
         cfg["data"]["kind"] = "hdf5" if data_path.suffix.lower() in (".h5", ".hdf5") else "folder"
-        dataset = build_dataset(cfg, path=str(data_path))
-    train, val = split_holdout(dataset, max(cfg["val"]["fraction"], 1e-6), cfg["run"]["seed"])
+        dataset = build_dataset(cfg, path=str(data_path), check=False)
+    skipped: list[str] = []
+    if is_named_dataset(dataset):  # read every sample once (into the cache); name and leave out bad ones
+        for ev in iter_check(dataset, cancelled):
+            if ev["type"] == "skipped":
+                skipped.append(ev["message"])
+            yield ev
+        if cancelled():
+            yield {"type": "cancelled", "step": 0, "checkpoint": None}
+            return
+    train, val = holdout_split(dataset, max(cfg["val"]["fraction"], 1e-6), cfg["run"]["seed"])
+    bs = cfg["data"]["batch_size"]
+    if len(train) < bs:  # a few photos, and the hash put more than a quarter of them aside
+        cfg["data"]["batch_size"] = bs = len(train)
     out_dir = Path(job.out_dir)
     target = next_version_path(out_dir, parent.stem)
     run_dir = out_dir / "runs" / target.stem
-    bs = cfg["data"]["batch_size"]
     device = job.device or cfg["run"]["device"]
     from dbd_core.train.ddp import resolve_device
 
     dev = resolve_device(device)
     model.to(dev)
-    before = evaluate(model, val, dev, batch_size=bs)
+    # The held-out photos as dbd eval and the studio see them: full size, the parent's guided window.
+    before = evaluate_photos(model, val, parent_card)
+    if before["n_nonfinite"]:
+        raise DBDError(f"{parent}: its maps of {before['n_nonfinite']} of {len(val)} held-out photo(s) hold NaN or "
+                       "Inf: the weights are damaged; nothing to fine-tune from")
+    if not before["n_images"]:
+        raise DBDError(f"none of the {len(val)} held-out photo(s) has a mask: nothing to measure a fine-tune by")
     yield {"type": "val", "step": 0, "metrics": before, "best": True, "phase": "before"}
 
     cfg["val"]["restore_best"] = True
@@ -108,7 +130,14 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
             final = ev
             break
         yield ev
-    after = evaluate(model, val, dev, batch_size=bs)
+    after = evaluate_photos(model, val, parent_card)
+    bad = not_finite(after)
+    if bad:
+        where = f"; its checkpoint stays in {run_dir}" if final and final["summary"].get("checkpoint") else ""
+        yield {"type": "error", "step": final["step"] if final else None,
+               "message": f"the fine-tuned network diverged: {bad} on the held-out photos, so no version was "
+                          f"written{where}"}
+        return
     from dbd_core.weights import save_model
 
     card = {
@@ -116,7 +145,8 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
         "version": target.stem,
         "parent": {"file": str(parent), "sha256": sha256_file(parent), "version": parent_card.get("version",
                                                                                                   parent.stem)},
-        "data": {"path": str(data_path), "n_photos": len(dataset), "n_train": len(train), "n_val": len(val)},
+        "data": {"path": str(data_path), "n_photos": len(dataset), "n_train": len(train), "n_val": len(val),
+                 **({"left_out": skipped} if skipped else {})},
         "recipe": to_plain(cfg),
         "metrics": {"before": before, "after": after},
         "steps": final["step"] if final else None,
@@ -128,6 +158,17 @@ def _finetune(job: FinetuneJob, cancelled) -> Iterator[Event]:
     save_model(target, model, card, half=cfg["model"]["save_half"])
     yield {"type": "done", "step": card["steps"], "summary": {
         "kind": "finetune", "steps": card["steps"], "output": str(target), "parent": str(parent), "before": before, "after": after,
-        "n_train": len(train), "n_val": len(val), "wall_s": card["wall_s"], "stopped_early": card["stopped_early"],
+        "n_train": len(train), "n_val": len(val), "left_out": skipped, "wall_s": card["wall_s"],
+        "stopped_early": card["stopped_early"],
         "checkpoint": final["summary"]["checkpoint"] if final else None}}
 
+
+def not_finite(metrics: dict) -> str:
+    """Why held-out metrics must not be kept ("" when they may): maps with NaN/Inf, no photo scored, or a
+    non-finite number."""
+    if metrics.get("n_nonfinite"):
+        return f"the maps of {metrics['n_nonfinite']} photo(s) hold NaN or Inf"
+    if not metrics.get("n_images"):
+        return "no held-out photo could be scored"
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    return f"non-finite {', '.join(bad)}" if bad else ""
