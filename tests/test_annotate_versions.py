@@ -131,3 +131,42 @@ def test_cancel_before_training_writes_no_version(store, tmp_path):
     events = list(project_finetune(store, "student", parent, cancel))
     assert events[-1]["type"] == "cancelled"
     assert not (store.folder / "models").exists() or not list((store.folder / "models").glob("*.pt"))
+
+
+def _tiny_recipe():
+    from train_fixtures import tiny_config
+
+    return tiny_config("finetune", steps=2, val={"fraction": 0.34}, data={"batch_size": 2, "size": 16})
+
+
+def test_an_unreadable_saved_mask_is_named_and_left_out_and_the_rest_trains(store, tmp_path):
+    import h5py
+
+    _photos(store, tmp_path, 7, done=7)
+    store.photos[0].seeded_with = {"source": "teacher", "threshold": 0.42}  # what the export records
+    store.photos[0].threshold, store.photos[0].source = 0.9, "student"     # later view settings: not provenance
+    store.save_index()
+    bad = store.mask_path(store.photos[3])
+    bad.write_bytes(b"not a png")
+    parent = save_model(tmp_path / "base.pt", build_model("tiny", width=4), {})
+    events = list(project_finetune(store, "student", parent, config=_tiny_recipe(), threads=1))
+    assert events[-1]["type"] == "done", events[-1]
+    skipped = [e["message"] for e in events if e["type"] == "skipped"]
+    assert len(skipped) == 1 and str(bad) in skipped[0] and "p3" in skipped[0]
+    s = events[-1]["summary"]
+    assert s["n_train"] + s["n_val"] == 6
+    with h5py.File(store.folder / "work" / "finetune-data.h5", "r") as f:
+        assert "p3" not in f["samples"] and len(f["samples"]) == 6
+        prov = json.loads(f["samples"]["p0"].attrs["provenance"])
+    assert prov["threshold"] == 0.42 and prov["mask_source"] == "teacher" and prov["status"] == "done"
+
+
+def test_too_few_readable_masks_left_gives_the_not_enough_photos_message(store, tmp_path):
+    _photos(store, tmp_path, 5, done=5)
+    store.mask_path(store.photos[1]).write_bytes(b"")
+    parent = save_model(tmp_path / "base.pt", build_model("tiny", width=4), {})
+    events = list(project_finetune(store, "student", parent, config=_tiny_recipe(), threads=1))
+    assert [e["type"] for e in events if e["type"] in ("skipped", "error")] == ["skipped", "error"]
+    msg = events[-1]["message"]
+    assert "at least 5 photos" in msg and "has 5, of which 1 could not be read" in msg and "p1" in msg
+    assert not (store.folder / "models").exists() or not list((store.folder / "models").glob("*.pt"))
