@@ -44,6 +44,7 @@ class FinetuneController(QObject):
         self.worker: FinetuneWorker | None = None
         self.role: str | None = None
         self.candidate: dict | None = None  # the finished run's summary, until adopted or discarded
+        self.skipped: list[str] = []  # the run's "skipped" lines: photos left out as unreadable
 
         self.panel = FinetunePanel([r for r in FINETUNE_ROLES if r in provider.roles])
         self.dock = QDockWidget("Fine-tune", win)
@@ -164,6 +165,7 @@ class FinetuneController(QObject):
                                                                      self.min_photos), self)
         self.worker.event.connect(self._on_event)
         self.panel.reset()
+        self.skipped = []
         self.panel.set_running(True)
         self.dock.raise_()
         self.worker.start()
@@ -178,6 +180,14 @@ class FinetuneController(QObject):
     def _on_event(self, ev: dict) -> None:
         self.panel.show_event(ev)
         kind = ev.get("type")
+        if kind == "check":  # the engine reads every photo of the snapshot once before training
+            self.panel.progress.setRange(0, max(1, ev["total"]))
+            self.panel.progress.setValue(ev["done"])
+            self.panel.progress.setFormat("checking photos %v/%m")
+            self.panel.status.setText("Reading the photos and masks…")
+        elif kind == "skipped":  # a photo or mask that cannot be read: the engine left it out, the run goes on
+            self.skipped.append(ev["message"])
+            self.panel.result.setText("Left out (unreadable):\n" + "\n".join(self.skipped))
         if kind == "done":
             self._finished(ev["summary"])
         if kind in ("done", "cancelled", "error"):
@@ -187,13 +197,8 @@ class FinetuneController(QObject):
         self.run_event.emit(ev)
 
     def _finished(self, summary: dict) -> None:
+        # The engine writes a version only with finite held-out metrics (a diverged run ends in "error").
         before, after = summary.get("before") or {}, summary.get("after") or {}
-        values = [v for v in after.values() if isinstance(v, float)]
-        if not values or not all(math.isfinite(v) for v in values):
-            self._discard_file(summary["output"])  # a diverged network must not be one click from adoption
-            self.panel.status.setText("The run diverged (non-finite results); the new version was deleted and "
-                                      "nothing was adopted.")
-            return
         self.candidate = summary
         self.panel.show_metrics(before, after)
         name = Path(summary["output"]).stem

@@ -224,3 +224,38 @@ def test_a_run_that_gained_nothing_says_so_and_offers_discard_first(qtbot, proje
                    "n_val": 1, "wall_s": 11.0, "steps": 100, "stopped_early": False})
     assert "(better). Adopt it" in panel.status.text() and panel.adopt.text() == "Adopt new version"
     assert panel.progress.format() == "done · 100 steps"
+
+
+def test_a_diverged_result_is_refused_by_the_engine_and_the_panel_shows_why(qtbot, project, weights, monkeypatch):
+    from dbd_core.train import finetune
+
+    real, calls = finetune.evaluate_photos, []
+
+    def blown_up_after(model, val, card):  # "after": as if the trained network's maps held NaN
+        calls.append(1)
+        m = real(model, val, card)
+        return dict(m, n_nonfinite=m["n_images"], n_images=0) if len(calls) == 2 else m
+
+    monkeypatch.setattr(finetune, "evaluate_photos", blown_up_after)
+    win = open_window(qtbot, project, weights, steps=4)
+    end, events = run_to_end(qtbot, win, lambda: win.finetune.start("student"))
+    assert end["type"] == "error" and "diverged" in end["message"] and "no version was written" in end["message"]
+    assert not any(e["type"] == "done" for e in events)  # the engine never offered it
+    status = win.finetune.panel.status.text()
+    assert "diverged" in status and "Nothing was adopted" in status
+    assert not list((project / "models").glob("*.pt")) and win.finetune.candidate is None
+    assert not win.finetune.panel.adopt.isEnabled() and win.finetune.panel.start.isEnabled()
+
+
+def test_an_unreadable_saved_mask_is_shown_and_left_out_and_the_run_goes_on(qtbot, project, weights):
+    bad = project / "masks" / "p5.png"
+    assert bad.is_file()
+    win = open_window(qtbot, project, weights, steps=4)
+    bad.write_bytes(b"")  # after the window opened: the run is what reads it
+    end, events = run_to_end(qtbot, win, lambda: win.finetune.start("student"))
+    assert end["type"] == "done", end
+    assert end["summary"]["n_train"] + end["summary"]["n_val"] == 5
+    lines = [e["message"] for e in events if e["type"] == "skipped"]
+    assert len(lines) == 1 and str(bad) in lines[0]
+    assert win.finetune.skipped == lines and str(bad) in win.finetune.panel.result.text()
+    assert win.finetune.candidate is not None and win.finetune.panel.adopt.isEnabled()
