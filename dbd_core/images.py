@@ -37,16 +37,48 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def expand_paths(paths, recursive: bool = False) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted). Missing paths are kept so
-    the caller reports them by name."""
+def expand_paths(paths, recursive: bool = False, problems: list | None = None,
+                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS, noun: str = "photos") -> list[Path]:
+    """Files as given, folders expanded to their files with ``extensions`` (sorted; hidden names left out).
+    Missing paths are kept so the caller reports them by name.
+
+    With a ``problems`` list, what cannot be taken is named there as ``(path, reason)`` and left out: a
+    folder that cannot be read (its listing refused), a link inside a folder that leads nowhere (dangling,
+    or a loop), a folder given by name that holds no ``noun``. Without one, those are passed over silently,
+    except a folder given by name that cannot be read: InputError (for callers that stop there)."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            out.extend(sorted(q for q in it if q.is_file() and is_image_file(q) and not q.name.startswith(".")))
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        found: list[Path] = []
+        refused: list[tuple[Path, str]] = []
+
+        def unreadable(e: OSError, top: Path = p) -> None:
+            where = Path(e.filename) if e.filename else top
+            if problems is None and where == top:
+                raise InputError(top, f"cannot read ({e.strerror})")
+            refused.append((where, f"cannot read ({e.strerror})"))
+
+        for folder, dirs, files in os.walk(p, onerror=unreadable):
+            if not recursive:
+                dirs.clear()
+            for name in files:  # os.walk lists links to folders under dirs, every other entry under files
+                q = Path(folder) / name
+                if name.startswith(".") or q.suffix.lower() not in extensions:
+                    continue
+                if q.is_file():
+                    found.append(q)
+                elif q.is_symlink():  # dangling, or a loop: is_file() says False for both
+                    try:
+                        q.stat()
+                    except OSError as e:
+                        refused.append((q, f"cannot read ({e.strerror})"))
+        if problems is not None:
+            problems.extend(refused)
+            if not found and not refused:
+                problems.append((p, f"is a folder with no {noun}"))
+        out.extend(sorted(found))
     return out
 
 
@@ -65,7 +97,7 @@ def decode_file(path: Path, flags: int) -> np.ndarray:
     try:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
-        raise InputError(path, f"cannot read ({e})") from None
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
     return checked_imdecode(buf, flags, path)
 
 
@@ -73,6 +105,9 @@ def checked_imdecode(buf: np.ndarray, flags: int, name) -> np.ndarray:
     """``cv2.imdecode`` with every failure an InputError naming ``name``: a photo too large is refused from
     its header before any decoding, and OpenCV's exceptions (past its own pixel limit, some corrupt files)
     become one line. Every photo decoder in dbd goes through here (files, dataset bytes, thumbnails)."""
+    truncated = png_truncation(buf)
+    if truncated:
+        raise InputError(name, f"not a readable image (truncated PNG: {truncated})")
     dims = header_size(buf)
     if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
         raise InputError(name, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
@@ -83,6 +118,30 @@ def checked_imdecode(buf: np.ndarray, flags: int, name) -> np.ndarray:
     if img is None or img.size == 0:
         raise InputError(name, "not a readable image (corrupt, truncated or unsupported format)")
     return img
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_truncation(buf) -> str | None:
+    """For PNG bytes, why they stop short (a chunk cut off, or no IEND chunk), else None; None for other
+    formats. Checked before decoding because libpng prints its own stderr line ("libpng error: PNG input
+    buffer is incomplete") on such a file, which OpenCV cannot silence: this walks the chunk headers only
+    (no data copied, no CRC computed), a few microseconds per chunk, and holds no state (thread-safe)."""
+    data = memoryview(np.ascontiguousarray(buf, dtype=np.uint8).reshape(-1)).cast("B")
+    if data[:8] != PNG_SIGNATURE:
+        return None
+    n, i = len(data), 8
+    while i + 8 <= n:
+        length = int.from_bytes(data[i:i + 4], "big")
+        end = i + 12 + length  # length, type, data, CRC
+        ctype = bytes(data[i + 4:i + 8])
+        if end > n:
+            return f"the file ends inside its {ctype.decode('latin-1')!r} chunk"
+        if ctype == b"IEND":
+            return None
+        i = end
+    return "the file ends before its IEND chunk"
 
 
 def _decoder_refusal(message: str) -> str:
@@ -144,20 +203,24 @@ def read_mask(path: str | os.PathLike, polarity: Polarity, expect_shape: tuple[i
               ) -> tuple[np.ndarray, bool]:
     """Mask file -> (HxW uint8 in {0,1} with 1 = blurred, was_binary).
 
-    Non-binary masks (resized copies have grey edges) are thresholded at 128; ``was_binary`` tells
-    the caller so it can say so. ``polarity`` is the file's: blur-white (255 = blurred) or
-    sharp-white (255 = in focus).
+    A mask is 0/255 (or 0/65535), or 0/1: one whose values are all 0 or 1 is read as such (1 = white,
+    the positive class of its polarity), never thresholded to empty. Other masks (resized copies have
+    grey edges) are thresholded at 128; ``was_binary`` is False then, so the caller can say so.
+    ``polarity`` is the file's: blur-white (white = blurred) or sharp-white (white = in focus).
     """
     if polarity not in POLARITIES:
         raise InputError(path, f"unknown polarity {polarity!r}; use one of {', '.join(POLARITIES)}")
     path = Path(path)
     m = decode_file(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-    if m.dtype == np.uint16:
-        m = (m // 257).astype(np.uint8)
     if expect_shape is not None and m.shape[:2] != tuple(expect_shape[:2]):
         raise InputError(path, f"mask is {m.shape[1]}x{m.shape[0]} but its image is {expect_shape[1]}x{expect_shape[0]}")
-    was_binary = not bool(((m > 0) & (m < 255)).any())  # cheaper than np.isin on full-size masks
-    white = m >= 128
+    if m.size and m.max() <= 1:  # a 0/1 mask (of any depth): 1 is white
+        white, was_binary = m == 1, True
+    else:
+        if m.dtype == np.uint16:
+            m = (m // 257).astype(np.uint8)
+        was_binary = not bool(((m > 0) & (m < 255)).any())  # cheaper than np.isin on full-size masks
+        white = m >= 128
     blurred = white if polarity == "blur-white" else ~white
     return blurred.astype(np.uint8), was_binary
 

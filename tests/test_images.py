@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from dbd_core.errors import InputError
-from dbd_core.images import expand_paths, read_image, read_mask, to_rgb8, write_map_png
+from dbd_core.images import expand_paths, png_truncation, read_image, read_mask, to_rgb8, write_map_png
 
 
 @pytest.fixture
@@ -121,3 +125,83 @@ def test_expand_paths_sorts_images_and_keeps_missing(tmp_path, rgb):
         (tmp_path / n).write_bytes(b"x")
     out = expand_paths([tmp_path, tmp_path / "gone.png"])
     assert [p.name for p in out] == ["a.jpg", "b.png", "gone.png"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_0_1_mask_is_read_as_such_never_thresholded_to_empty(tmp_path, dtype):
+    m01 = np.zeros((10, 12), dtype)
+    m01[:, 4:] = 1  # a mask stored as 0/1 instead of 0/255
+    cv2.imwrite(str(tmp_path / "m.png"), m01)
+    blur, was_binary = read_mask(tmp_path / "m.png", "blur-white")
+    assert was_binary  # binary: no "grey levels" notice
+    np.testing.assert_array_equal(blur, m01.astype(np.uint8))
+    sharp, _ = read_mask(tmp_path / "m.png", "sharp-white")  # 1 is white: in focus for sharp-white
+    np.testing.assert_array_equal(sharp, 1 - m01.astype(np.uint8))
+
+
+def test_grey_masks_are_still_thresholded_and_flagged(tmp_path):
+    m = np.zeros((6, 6), np.uint8)
+    m[:, 3:] = 255
+    m[0, 0], m[0, 1] = 1, 200  # a 1 among grey levels is not a 0/1 mask
+    cv2.imwrite(str(tmp_path / "g.png"), m)
+    blur, was_binary = read_mask(tmp_path / "g.png", "blur-white")
+    assert not was_binary and blur[0, 0] == 0 and blur[0, 1] == 1 and blur[:, 3:].all()
+    cv2.imwrite(str(tmp_path / "z.png"), np.zeros((6, 6), np.uint8))  # all sharp is all sharp
+    assert read_mask(tmp_path / "z.png", "blur-white")[0].sum() == 0
+
+
+def test_expand_paths_names_links_to_nowhere_and_empty_folders(tmp_path, rgb):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(rgb).save(d / "good.png")
+    Image.fromarray(rgb).save(d / "sub" / "deep.png")
+    (d / "dangling.jpg").symlink_to(d / "nowhere.jpg")
+    (d / "loopA.jpg").symlink_to("loopB.jpg")
+    (d / "loopB.jpg").symlink_to("loopA.jpg")
+    (tmp_path / "dir.jpg").mkdir()  # a folder given by name, with no photos
+    problems = []
+    out = expand_paths([d, tmp_path / "dir.jpg"], recursive=True, problems=problems)
+    assert [p.name for p in out] == ["good.png", "deep.png"]
+    reasons = {p.name: r for p, r in problems}
+    assert reasons["dangling.jpg"] == "cannot read (No such file or directory)"
+    assert reasons["loopA.jpg"].startswith("cannot read (Too many levels of symbolic links")
+    assert "loopB.jpg" in reasons
+    assert reasons["dir.jpg"] == "is a folder with no photos"
+    assert len(problems) == 4
+    assert [p.name for p in expand_paths([d])] == ["good.png"]  # without a list: passed over, as before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 folders (see test_cli_os_errors)")
+def test_expand_paths_names_an_unreadable_folder(tmp_path, rgb):
+    d = tmp_path / "locked"
+    d.mkdir()
+    Image.fromarray(rgb).save(d / "a.png")
+    d.chmod(0)
+    try:
+        problems = []
+        assert expand_paths([d], problems=problems) == []
+        assert problems == [(d, "cannot read (Permission denied)")]
+        with pytest.raises(InputError, match="locked: cannot read"):
+            expand_paths([d])
+    finally:
+        d.chmod(0o755)
+
+
+def test_truncated_png_is_one_line_and_libpng_stays_quiet(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "noend.png").write_bytes(data[:-12])  # every chunk whole, but IEND missing
+    for name, where in (("cut.png", "inside its 'IDAT' chunk"), ("noend.png", "before its IEND chunk")):
+        with pytest.raises(InputError, match=f"{name}: not a readable image \\(truncated PNG: the file ends {where}"):
+            read_image(tmp_path / name)
+    assert png_truncation(np.frombuffer(data, np.uint8)) is None
+    assert png_truncation(np.frombuffer(data + b"trailing", np.uint8)) is None  # bytes after IEND: fine
+    assert png_truncation(np.frombuffer(b"\xff\xd8\xff\xe0 a jpeg", np.uint8)) is None  # not PNG: not judged
+    # libpng prints "libpng error: PNG input buffer is incomplete" on its own stderr: it must not be reached
+    code = ("import sys; from dbd_core.images import read_image\n"
+            "try: read_image(sys.argv[1])\nexcept Exception as e: print(e, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cut.png")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.stderr.strip().splitlines() == [f"{tmp_path / 'cut.png'}: not a readable image (truncated PNG: "
+                                             f"the file ends inside its 'IDAT' chunk)"], r.stderr
