@@ -2,7 +2,8 @@
 
 Sources of ground truth: a mask folder (``gt_dir`` + the folder's polarity, matched by file stem) or a
 dataset in the dbd formats (folder with dataset.json or .h5, which states its own polarity).
-Sources of maps: a Predictor (any model, timed per image) or a folder of PNG maps (255 = blurred).
+Sources of maps: a Predictor (any model, timed per image) or a folder of saved maps: PNG (255 = blurred)
+or .npy (float [0,1], 1 = blurred), as ``dbd predict`` writes them.
 Bad files are collected as one-line messages and the run goes on; ``EvalReport.ok`` is False then.
 """
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from dbd_core.errors import DBDError, InputError
-from dbd_core.images import decode_file, expand_paths, read_image, read_mask
+from dbd_core.images import IMAGE_EXTENSIONS, decode_file, expand_paths, read_image, read_mask
 from dbd_core.metrics import Evaluator
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, name)
@@ -58,7 +59,7 @@ class EvalReport:
                                               "(resize, network, guided upsampling; excludes file reading)"),
                **self.info,
                "nonbinary_masks": {"count": len(self.nonbinary_masks), "files": self.nonbinary_masks,
-                                   "handling": "thresholded at 128"},
+                                   "handling": "grey levels (neither 0/255 nor 0/1): thresholded at 128"},
                "skipped_unlabelled": self.skipped_unlabelled,
                "errors": self.errors, "unmatched": self.unmatched, "per_image": self.per_image}
         return _json_safe(doc)
@@ -79,14 +80,21 @@ def _json_safe(obj):
 
 # ---------------------------------------------------------------- pairing
 
-def index_by_stem(folder: str | os.PathLike, what: str) -> tuple[dict[str, Path], list[str]]:
-    """{stem: file} of the image files in ``folder``; two files sharing a stem are an error line each."""
+MAP_EXTENSIONS = (*IMAGE_EXTENSIONS, ".npy")
+
+
+def index_by_stem(folder: str | os.PathLike, what: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+                  ) -> tuple[dict[str, Path], list[str]]:
+    """{stem: file} of the files in ``folder`` with ``extensions``; two files sharing a stem are an error
+    line each, and so is an entry that cannot be read (a link to nowhere) or a folder that cannot be listed."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, f"{what} folder not found" if not folder.exists() else f"{what} path is not a folder")
     index: dict[str, Path] = {}
-    problems: list[str] = []
-    for p in expand_paths([folder]):
+    refused: list[tuple[Path, str]] = []
+    files = expand_paths([folder], problems=refused, extensions=extensions, noun=f"{what} files")
+    problems = [str(InputError(p, reason)) for p, reason in refused]
+    for p in files:
         if p.stem in index:
             problems.append(str(InputError(p, f"same name as {index[p.stem].name}; cannot tell which {what} to use")))
         else:
@@ -107,7 +115,7 @@ def pair_folders(gt_dir, images_dir=None, pred_dir=None) -> tuple[list[EvalItem]
         errors += e
         unmatched += [f"{images[s]}: no mask for this image in {gt_dir}" for s in sorted(images.keys() - masks.keys())]
     if pred_dir is not None:
-        preds, e = index_by_stem(pred_dir, "map")
+        preds, e = index_by_stem(pred_dir, "map", MAP_EXTENSIONS)
         errors += e
         unmatched += [f"{preds[s]}: no mask for this map in {gt_dir}" for s in sorted(preds.keys() - masks.keys())]
     items = []
@@ -123,12 +131,43 @@ def pair_folders(gt_dir, images_dir=None, pred_dir=None) -> tuple[list[EvalItem]
 
 
 def read_map(path: str | os.PathLike) -> np.ndarray:
-    """A saved map (8- or 16-bit grayscale, 255/65535 = blurred) -> float32 HxW in [0,1]."""
+    """A saved map -> float32 HxW in [0,1], 1 = blurred: an image (8- or 16-bit grayscale, 255/65535 =
+    blurred) or a .npy array (float HxW in [0,1], 1 = blurred, as ``dbd predict --format npy`` writes)."""
+    if Path(path).suffix.lower() == ".npy":
+        return read_npy_map(path)
     m = decode_file(Path(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     scale = 65535.0 if m.dtype == np.uint16 else 255.0
     if m.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"unsupported map sample type {m.dtype}; expected 8- or 16-bit grayscale")
     return m.astype(np.float32) / np.float32(scale)
+
+
+def read_npy_map(path: str | os.PathLike) -> np.ndarray:
+    """A .npy map (float HxW, every value in [0,1], 1 = blurred) -> float32; InputError naming the file."""
+    path = Path(path)
+    try:
+        m = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a map") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror})" if e.strerror else
+                         f"not a readable .npy map ({str(e)[:120]})") from None
+    except ValueError as e:  # a pickled object array, or not an .npy file at all
+        raise InputError(path, f"not a readable .npy map ({str(e)[:120]})") from None
+    if not isinstance(m, np.ndarray):
+        raise InputError(path, "not a readable .npy map (an .npz archive, not one array)")
+    if not np.issubdtype(m.dtype, np.floating):
+        raise InputError(path, f"map is {m.dtype}; a .npy map must be float in [0,1] (1 = blurred)")
+    if m.ndim != 2 or 0 in m.shape:
+        raise InputError(path, f"map has shape {m.shape}; a .npy map must be HxW")
+    if not np.isfinite(m).all():
+        raise InputError(path, "map contains NaN or Inf")
+    lo, hi = float(m.min()), float(m.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(path, f"map values span [{lo:.4g}, {hi:.4g}]; a .npy map must be in [0,1] (1 = blurred)")
+    return m.astype(np.float32, copy=False)
 
 
 def predictor_info(predictor) -> dict:
@@ -167,12 +206,12 @@ def evaluate(items: list[EvalItem] | None = None, *, gt_polarity: str | None = N
     preds_index = None
     if dataset is not None:
         if pred_dir is not None:
-            preds_index, dup = index_by_stem(pred_dir, "map")
+            preds_index, dup = index_by_stem(pred_dir, "map", MAP_EXTENSIONS)
             errors += dup
             names = set(dataset.names)
             unmatched += [f"{preds_index[s]}: no sample named {s!r} in {dataset.path}"
                           for s in sorted(preds_index.keys() - names)]
-        work = list(dataset.names)
+        work = sorted(dataset.names)  # by name, as in folder mode (items come sorted by stem)
     else:
         work = list(items or [])
     if limit is not None:
@@ -190,6 +229,8 @@ def evaluate(items: list[EvalItem] | None = None, *, gt_polarity: str | None = N
                     skipped += 1
                     continue
                 pred, gt, label = pair
+                if not _dataset_mask_is_binary(dataset, name):
+                    nonbinary.append(label)
             else:
                 pred, gt, label, was_binary = _folder_pair(entry, gt_polarity, predictor, pred_times)
                 if not was_binary:
@@ -232,6 +273,14 @@ def _folder_pair(item: EvalItem, polarity, predictor, times):
         raise InputError(item.pred, f"map is {pred.shape[1]}x{pred.shape[0]} but its mask {item.gt.name} is "
                                     f"{gt.shape[1]}x{gt.shape[0]}")
     return pred, gt, str(item.pred), was_binary
+
+
+def _dataset_mask_is_binary(dataset, name) -> bool:
+    """Whether a sample's stored mask was 0/255 (or 0/1). A folder dataset can hold masks put there by hand,
+    which are thresholded at 128 on read; its reader tells (reading the mask again); .h5 masks are 0/1 by
+    construction."""
+    check = getattr(dataset, "mask_is_binary", None)
+    return True if check is None else check(name) is not False
 
 
 def _dataset_pair(dataset, name, predictor, preds_index, pred_dir, times):

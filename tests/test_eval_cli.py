@@ -109,7 +109,7 @@ def test_missing_mask_and_corrupt_map_reported_by_name(tmp_path, chelsea, dbd):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["n_images"] == 2  # a and c still scored
     assert r["mae"] == pytest.approx(1 / (2 * H * W))  # a's one grey pixel (100 < 128 -> sharp) costs 1 pixel
-    assert r["nonbinary_masks"]["count"] == 1 and "1 mask(s) were not strictly 0/255" in out
+    assert r["nonbinary_masks"]["count"] == 1 and "1 mask(s) had grey levels (neither 0/255 nor 0/1)" in out
     assert any("b.png" in e for e in r["errors"])
 
 
@@ -219,3 +219,100 @@ def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):
     code, out, err = dbd("--pred", dirs["pred"], "--gt", dirs["gt_bw"], "--gt-polarity", "blur-white",
                          "--tta", "hflip")
     assert code != 0 and "--tta" in err and "Traceback" not in err
+
+
+def test_npy_maps_as_dbd_predict_writes_them_are_scored(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    for name in ("a", "b", "c"):  # the same maps as the PNGs, as float32 [0,1] arrays
+        png = d["pred"] / f"{name}.png"
+        np.save(d["pred"] / f"{name}.npy", cv2.imread(str(png), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255)
+        png.unlink()
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white",
+                         "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    for k, v in EXPECTED.items():
+        assert r[k] == pytest.approx(v), k
+
+
+@pytest.mark.parametrize("array, reason", [
+    (np.full((H, W), 0.5, np.float64) * 2.5, "map values span [1.25, 1.25]; a .npy map must be in [0,1]"),
+    (np.zeros((H, W), np.uint8), "map is uint8; a .npy map must be float in [0,1]"),
+    (np.zeros((H, W, 3), np.float32), f"map has shape ({H}, {W}, 3); a .npy map must be HxW"),
+    (np.full((H, W), np.nan, np.float32), "map contains NaN or Inf"),
+    (np.array([{"a": 1}], dtype=object), "not a readable .npy map"),
+    (b"not an npy file at all", "not a readable .npy map"),
+])
+def test_bad_npy_maps_are_one_line_each_and_the_rest_is_scored(tmp_path, chelsea, dbd, array, reason):
+    d = make_set(tmp_path, chelsea)
+    (d["pred"] / "b.png").unlink()
+    bad = d["pred"] / "b.npy"
+    if isinstance(array, bytes):
+        bad.write_bytes(array)
+    else:
+        np.save(bad, array, allow_pickle=True)
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white")
+    assert code == 1 and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if "b.npy" in ln]
+    assert len(lines) == 1 and f"b.npy: {reason}" in lines[0], err
+    assert "2 images evaluated" in out
+
+
+def test_0_1_masks_are_not_read_as_empty(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    for name in ("a", "b", "c"):  # the same masks stored 0/1
+        m = cv2.imread(str(d["gt_bw"] / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(d["gt_bw"] / f"{name}.png"), (m // 255).astype(np.uint8))
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white",
+                         "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    for k, v in EXPECTED.items():
+        assert r[k] == pytest.approx(v), k
+    assert r["nonbinary_masks"]["count"] == 0 and "grey levels" not in out
+
+
+@pytest.mark.parametrize("option", ["--json", "--curves"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_evaluation(tmp_path, chelsea, dbd, option):
+    d = make_set(tmp_path, chelsea)
+    (tmp_path / "outfile").write_text("")
+    target = tmp_path / "outfile" / "r.json" if option == "--json" else tmp_path / "outfile"
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white", option, target)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip() == f"dbd eval: error: {target}: cannot write (Not a directory)"
+    assert "images evaluated" not in out  # refused up front, not after the whole run
+
+
+def test_limit_takes_the_first_samples_by_name_with_data(tmp_path, chelsea, dbd):
+    formats = pytest.importorskip("dbd_core.data.formats")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    with formats.open_writer(tmp_path / "set.h5") as w:
+        for name in ("zeta", "alpha", "mid"):  # stored out of name order
+            w.add(name, chelsea[:H, :W].copy(), half_mask())
+            cv2.imwrite(str(pred / f"{name}.png"), half_mask() * 255)
+    code, out, err = dbd("--pred", pred, "--data", tmp_path / "set.h5", "--limit", 2, "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert [p["name"] for p in r["per_image"]] == ["alpha", "mid"]
+
+
+def test_data_folder_reports_grey_masks_as_the_gt_folder_path_does(tmp_path, chelsea, dbd):
+    one_cat_dataset(tmp_path / "set", chelsea)
+    gt = tmp_path / "set" / "gt" / "cat.png"
+    m = cv2.imread(str(gt), cv2.IMREAD_GRAYSCALE)
+    m[0, 0] = 100  # a grey edge put there by hand
+    cv2.imwrite(str(gt), m)
+    code, out, err = dbd("--model", "lbp", "--data", tmp_path / "set", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["nonbinary_masks"]["count"] == 1 and "cat" in r["nonbinary_masks"]["files"][0]
+    assert "1 mask(s) had grey levels" in out
+
+
+def test_links_to_nowhere_in_a_mask_folder_are_named(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    (d["gt_bw"] / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white")
+    assert code == 1 and "gone.png: cannot read (No such file or directory)" in err
+    assert "3 images evaluated" in out

@@ -32,7 +32,9 @@ def add_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", choices=("teacher", "student", "lbp"), help="a shipped model, or lbp (needs no trained weights)")
     src.add_argument("--weights", type=Path, metavar="FILE", help="a weights file (dbd-weights .pt)")
-    src.add_argument("--pred", type=Path, metavar="DIR", help="folder of saved PNG maps (255 = blurred)")
+    src.add_argument("--pred", type=Path, metavar="DIR",
+                     help="folder of saved maps, as dbd predict writes them: PNG (255 = blurred) or .npy "
+                     "(float [0,1], 1 = blurred)")
     p.add_argument("--images", type=Path, metavar="DIR", help="photo folder (needed with --model/--weights)")
     p.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth mask folder")
     p.add_argument("--gt-polarity", choices=POLARITIES,
@@ -46,7 +48,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="with --model/--weights: hflip averages each map with its mirror's (default none)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N pairs (by name)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate only the first N pairs (by name; with --data, the first N sample names)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -85,6 +88,13 @@ def run(args) -> int:
     from dbd_core import evaluate as E
 
     _check_args(args)
+    # Outputs that cannot be written are refused now, not after the whole evaluation has run.
+    from dbd_core.atomic import check_writable
+
+    if args.json is not None:
+        check_writable(args.json, "file")
+    if args.curves is not None:
+        check_writable(args.curves, "folder")
     predictor = None
     if args.pred is None:
         from dbd_core.predict import load_predictor
@@ -114,11 +124,16 @@ def run(args) -> int:
     if predictor is None:
         report.info["model"] = f"maps from {args.pred}"
     _print_report(report)
+    failed_output = False
     if args.json is not None:
         from dbd_core.atomic import write_json
 
-        write_json(args.json, report.to_json())
-        print(f"wrote {args.json}")
+        try:
+            write_json(args.json, report.to_json())
+            print(f"wrote {args.json}")
+        except OSError as e:  # checked at the start; a full disk, or a change since, still ends here
+            print(f"dbd eval: error: {args.json}: cannot write ({e.strerror or e})", file=sys.stderr)
+            failed_output = True
     if args.curves is not None:
         if report.summary["n_images"] == 0:
             print("dbd eval: no curves written: no image was evaluated", file=sys.stderr)
@@ -126,10 +141,15 @@ def run(args) -> int:
             from dbd_core.plots import save_curves
 
             label = str(report.info.get("model") or "maps")
-            for path in save_curves({label: report.curves}, args.curves,
-                                    title_suffix=f"{report.summary['n_images']} images"):
-                print(f"wrote {path}")
-    return 0 if report.ok and report.summary["n_images"] > 0 else 1
+            try:
+                for path in save_curves({label: report.curves}, args.curves,
+                                        title_suffix=f"{report.summary['n_images']} images"):
+                    print(f"wrote {path}")
+            except OSError as e:
+                where = e.filename or args.curves
+                print(f"dbd eval: error: {where}: cannot write ({e.strerror or e})", file=sys.stderr)
+                failed_output = True
+    return 0 if report.ok and report.summary["n_images"] > 0 and not failed_output else 1
 
 
 def _print_report(report) -> None:
@@ -146,7 +166,8 @@ def _print_report(report) -> None:
     timing = f", {report.ms_per_image:.1f} ms/image" if report.ms_per_image is not None else ""
     print(f"{s['n_images']} images evaluated in {report.seconds:.1f} s{timing}")
     if report.nonbinary_masks:
-        print(f"note: {len(report.nonbinary_masks)} mask(s) were not strictly 0/255 and were thresholded at 128")
+        print(f"note: {len(report.nonbinary_masks)} mask(s) had grey levels (neither 0/255 nor 0/1) and were "
+              f"thresholded at 128")
     if report.skipped_unlabelled:
         print(f"note: {report.skipped_unlabelled} unlabelled sample(s) skipped")
     inverted = inverted_images(report.per_image)
