@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         f = getattr(args, opt)
         if f is not None and not f.is_file():
             raise InputError(f, "no such file" if not f.exists() else "not a file")
+    if args.json is not None:
+        from dbd_core.atomic import check_writable
+
+        check_writable(args.json, "file")  # before the benchmark runs, not after
     cfg = BenchConfig(threads=args.threads, repeats=args.repeats, warmup=args.warmup, photo_size=args.photo_size,
                       photo_repeats=args.photo_repeats, onnx=not args.no_onnx)
     weights = {k: v for k, v in (("teacher", args.weights_teacher), ("student", args.weights_student)) if v}

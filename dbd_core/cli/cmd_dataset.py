@@ -82,11 +82,13 @@ def _run_export(a) -> int:
 
     from dbd_core.annotate import ProjectStore
     from dbd_core.annotate.export import export_project
+    from dbd_core.atomic import check_writable
     from dbd_core.errors import InputError
 
     folder = Path(a.project)
     if not (folder / "project.json").is_file():
         raise InputError(folder, "not a dbd-studio project (no project.json)")
+    check_writable(a.out, "any")  # the dataset is written beside it, then renamed: refused now, not at the end
     store = ProjectStore.open(folder)
     errors: list[str] = []
     n = export_project(store, a.out, only_done=not a.all, progress=_progress("export"), overwrite=a.overwrite,
@@ -103,19 +105,44 @@ def _run_export(a) -> int:
 
 
 def _run_import(a) -> int:
+    from dbd_core.atomic import check_writable
     from dbd_core.data.importing import import_layout
 
+    check_writable(a.out, "any")
     rep = import_layout(a.images, a.gt, a.gt_polarity, a.out, resize_gt=a.resize_gt, split=a.split,
                         gt_suffix=a.gt_suffix, include_unlabelled=a.include_unlabelled, overwrite=a.overwrite,
                         progress=_progress("import"))
+    rep.errors[:] = [_name_source(line, a.images) for line in rep.errors]
     for line in rep.lines():
         print(line, file=sys.stderr if line.startswith("error:") else sys.stdout)
     return 0 if rep.ok else 1
 
 
+def _name_source(line: str, images_dir) -> str:
+    """The writer refuses a bad sample name without knowing its file ("bad sample name 'x...' (...)"):
+    name the photo it came from, found by its stem (the sample name) in the --images folder."""
+    from pathlib import Path
+
+    from dbd_core.data.formats import check_name
+    from dbd_core.errors import InputError
+    from dbd_core.images import expand_paths
+
+    if not line.startswith("bad sample name "):
+        return line
+    for p in expand_paths([images_dir]):
+        try:
+            check_name(p.stem)
+        except InputError as e:
+            if str(e) == line:
+                return str(InputError(Path(p), line))
+    return line
+
+
 def _run_convert(a) -> int:
+    from dbd_core.atomic import check_writable
     from dbd_core.data.formats import convert
 
+    check_writable(a.dst, "any")
     skipped: list[str] = []
     n = convert(a.src, a.dst, overwrite=a.overwrite, progress=_progress("convert"), skipped=skipped)
     for line in skipped:

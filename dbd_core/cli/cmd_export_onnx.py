@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, f"--opset {args.opset}: need 17 or newer")
     if args.out.suffix.lower() != ".onnx":
         raise InputError(args.out, "output name must end in .onnx")
+    from dbd_core.atomic import check_writable
+
+    check_writable(args.out, "file")
     path = require_shipped(args.model) if args.model else args.weights
     model, card = load_model_file(path)
     report = export_onnx(model, args.out, size=args.size, opset=args.opset)

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dbd_core.atomic import check_writable
     from dbd_core.cli._progress import drive
     from dbd_core.errors import InputError
     from dbd_core.train.config import load_config
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.data).exists():
         raise InputError(args.data, "no such dataset folder or file")
+    check_writable(args.out, "folder")  # before the model is loaded and trained, not after
     cfg = load_config(args.config) if args.config else None
     if args.steps is not None:
         if cfg is None:

@@ -62,6 +62,9 @@ def _plan(paths: list[Path], out_dir: Path, fmt: str, overwrite: bool):
                                 f"rename one or predict them into different --out folders"))
             continue
         taken[key] = p
+        if target.is_dir():
+            problems.append((target, "cannot write (Is a directory)"))
+            continue
         if target.exists() and not overwrite:
             problems.append((p, f"{target} exists (use --overwrite to replace it)"))
             continue
@@ -114,25 +117,28 @@ def _summary(done: int, failed: int, out_dir: Path, model: str, times_ms: list[f
 
 
 def run(args: argparse.Namespace) -> int:
+    from dbd_core.atomic import check_writable
     from dbd_core.images import expand_paths
     from dbd_core.predict import load_predictor
 
     if args.threads is not None and args.threads < 1:
         raise InputError(None, "--threads must be >= 1")
     threshold = _threshold(args.threshold, args.format)
-    name = args.weights or args.model or "student"
-    predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size,
-                               tta=args.tta)
-    paths = expand_paths(args.paths, recursive=args.recursive)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "--out exists and is not a folder")
+    check_writable(out_dir, "folder")  # a refused --out is said once, before any photo is read
+    name = args.weights or args.model or "student"
+    predictor = load_predictor(name, threads=args.threads, device=args.device, work_size=args.work_size,
+                               tta=args.tta)
+    unreadable: list[tuple[Path, str]] = []
+    paths = expand_paths(args.paths, recursive=args.recursive, problems=unreadable)
     jobs, problems = _plan(paths, out_dir, args.format, args.overwrite)
     failed = 0
-    for p, reason in problems:
+    for p, reason in unreadable + problems:
         print(f"{p}: {reason}", file=sys.stderr)
         failed += 1
-    if not jobs and not problems:
+    if not jobs and not problems and not unreadable:
         print("dbd predict: no image files found in the given paths", file=sys.stderr)
         return 1
     tty = sys.stderr.isatty() and not args.quiet
@@ -140,16 +146,20 @@ def run(args: argparse.Namespace) -> int:
     for i, (p, target) in enumerate(jobs, 1):
         t0 = time.perf_counter()
         try:
-            blur_map = predictor.predict(p)
-            _write(target, blur_map, args.format, threshold)
+            try:
+                blur_map = predictor.predict(p)
+            except OSError as e:  # the photo's own read errors are InputErrors already; this is the rest
+                raise InputError(p, f"cannot read ({e.strerror or e})") from None
+            except MemoryError:
+                raise InputError(p, "out of memory (photo too large for this machine)") from None
+            try:
+                _write(target, blur_map, args.format, threshold)
+            except OSError as e:  # a full disk, a folder that turned read-only, a name the file system refuses
+                raise InputError(target, f"cannot write ({e.strerror or e})") from None
         except InputError as e:
             if tty:
                 sys.stderr.write("\r\x1b[K")
-            print(f"{p}: {e.reason}", file=sys.stderr)
-            failed += 1
-            continue
-        except MemoryError:
-            print(f"{p}: out of memory (photo too large for this machine)", file=sys.stderr)
+            print(e if e.path == str(target) else f"{p}: {e.reason}", file=sys.stderr)
             failed += 1
             continue
         ms = (time.perf_counter() - t0) * 1000

@@ -34,9 +34,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from dbd_core.data.screen import at_native_scale, screen_source, write_screen
+    from dbd_core.atomic import check_writable
     from dbd_core.data.sharp_source import SharpPhotoSource
     from dbd_core.predict import load_predictor
 
+    check_writable(args.out, "file")  # before every photo is screened, not after
     source = SharpPhotoSource(args.sharp, args.split)
     predictor = load_predictor(args.model, threads=args.threads, jit=False)
     rows, t0, last = [], time.monotonic(), 0.0

@@ -63,6 +63,9 @@ def run(args) -> int:
         from dbd_core.data.screen import read_exclusions
 
         exclude = read_exclusions(args.exclude)
+    from dbd_core.atomic import check_writable
+
+    check_writable(args.out, "any")  # the dataset is written beside it and renamed: refused before rendering
     source = SharpPhotoSource(args.sharp, split, exclude=exclude)
     n = args.n if args.n is not None else (len(source) if bench else None)
     if n is None or n < 1:

@@ -80,5 +80,11 @@ def run(args: argparse.Namespace) -> int:
         raise DBDError(f"{run_dir} already holds a run (checkpoint.pt): --resume continues it, --restart starts "
                        "over and replaces it, or choose another --run-dir")
     rank_is_main = ddp.is_main_process()
+    if rank_is_main:  # refused now, not after hours of training
+        from dbd_core.atomic import check_writable
+
+        check_writable(run_dir, "folder")
+        if args.out is not None:
+            check_writable(args.out, "file")
     return drive(lambda cancel: run_training(job, cancel), run_dir / "events.jsonl", quiet=args.quiet,
                  is_main=rank_is_main, prog=f"dbd train {args.kind}")

@@ -49,9 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     except DBDError as e:
         print(f"dbd {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # last resort: the commands turn the OS errors they expect into one-line errors
+        print(f"dbd {args.command}: error: {_os_error_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"dbd {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_line(e: OSError) -> str:
+    """An OSError as ``<path>: <reason>`` (both paths of a rename), without Python's errno prefix."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename is None:
+        return reason
+    where = str(e.filename) + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
+    return f"{where}: {reason}"
 
 
 if __name__ == "__main__":
