@@ -21,7 +21,8 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
-from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore, combine_maps, otsu_threshold, threshold_map
+from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore
+from dbd_core.annotate.threshold import SeedSource
 from dbd_core.annotate.project import auto_project_name, find_project_holding, refuse_other_project
 from dbd_core.images import expand_paths
 from dbd_core.errors import DBDError, InputError
@@ -65,6 +66,11 @@ class AnnotationSession(QObject):
         self._dirty_masks: set[str] = set()
         self._dirty_index = False
         self._seed_buffer = np.zeros((0, 0), bool)  # reused by every threshold seed (see threshold_map)
+        # The mask sources of the last photos shown (mean map, Otsu, tile ranges: made once per photo and maps).
+        self._sources: OrderedDict[tuple[str, str], SeedSource] = OrderedDict()
+        # (model, its revision, source, threshold) of the last seed: while all still hold, the mask and the seed
+        # buffer are exactly that threshold's, and a new threshold re-thresholds only the tiles it can change.
+        self._seed_state: tuple | None = None
         self.save_error: str | None = None  # why the last save failed; None = everything is on disk
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._timer.timeout.connect(self.save_now)
@@ -167,12 +173,28 @@ class AnnotationSession(QObject):
     def model(self) -> MaskModel | None:
         return None if self.current is None else self.masks.get(self.current.name)
 
-    def source_map(self, entry: PhotoEntry) -> np.ndarray | None:
+    def seed_source(self, entry: PhotoEntry) -> SeedSource | None:
+        """The mask source of ``entry`` (its selected map, or the mean of the maps it has), made once per
+        photo and set of maps and reused by every threshold step, Otsu and re-seed."""
         maps = self.maps_for(entry)
         if entry.source == "mean":
             have = [m for m in maps.values() if m is not None]
-            return combine_maps(have) if have else None
-        return maps.get(entry.source)
+        else:
+            have = [maps[entry.source]] if maps.get(entry.source) is not None else []
+        if not have:
+            return None
+        key = (entry.name, entry.source)
+        src = self._sources.get(key)
+        if src is None or not src.matches(have):  # a new photo, a new map, or a swapped model's map
+            src = self._sources[key] = SeedSource(have)
+        self._sources.move_to_end(key)
+        while len(self._sources) > 2:  # a 48 MP mean map is 192 MB: keep the current photo's and the last one's
+            self._sources.popitem(last=False)
+        return src
+
+    def source_map(self, entry: PhotoEntry) -> np.ndarray | None:
+        src = self.seed_source(entry)
+        return None if src is None else src.map
 
     def maps_arrived(self, entry: PhotoEntry) -> None:
         """First seed of a fresh photo once its maps exist (the mean waits for all of them)."""
@@ -183,18 +205,27 @@ class AnnotationSession(QObject):
 
     # ---------------------------------------------------------------- threshold
     def _seed(self, entry: PhotoEntry, model: MaskModel) -> bool:
-        src = self.source_map(entry)
+        src = self.seed_source(entry)
         if src is None or src.shape != model.shape:
             return False
-        if self._seed_buffer.shape != src.shape:
-            self._seed_buffer = np.empty(src.shape, bool)
-        # set_mask copies what changed into the mask model, so the buffer is free again at once.
+        t = float(entry.threshold)
+        last, tiles = self._seed_state, None
+        if (last is not None and last[0] is model and last[1] == model.revision and last[2] is src
+                and self._seed_buffer.shape == src.shape):
+            # The mask is still the last seed and the buffer holds it: only tiles the step can change are redone.
+            tiles = src.update(self._seed_buffer, last[3], t)
+        else:
+            if self._seed_buffer.shape != src.shape:
+                self._seed_buffer = np.empty(src.shape, bool)
+            src.threshold(t, out=self._seed_buffer)
+        # set_mask copies what changed into the mask model; the buffer keeps the seed for the next step.
         # the photo's starting mask, on an untouched model: Ctrl+Z must not empty it. A mask painted before the
         # maps came keeps its history: a later (re-)seed over it stays undoable.
         first = not model.seeded and not model.can_undo() and not model.can_redo()
-        model.set_mask(threshold_map(src, entry.threshold, out=self._seed_buffer), kind="seed")
+        model.set_mask(self._seed_buffer.view(np.uint8), kind="seed", tiles=tiles)
         if first:
             model.forget_history()
+        self._seed_state = (model, model.revision, src, t)
         model.seeded = True
         entry.seeded_with = {"source": entry.source, "threshold": round(float(entry.threshold), 4)}
         entry.models = self.model_labels()
@@ -220,11 +251,11 @@ class AnnotationSession(QObject):
     def otsu(self) -> float | None:
         if self.current is None:
             return None
-        src = self.source_map(self.current)
+        src = self.seed_source(self.current)
         if src is None:
             self.message.emit("No map yet for the selected source")
             return None
-        t = round(otsu_threshold(src), 3)
+        t = round(src.otsu(), 3)
         self.set_threshold(t)
         return t
 
