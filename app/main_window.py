@@ -149,6 +149,13 @@ class MainWindow(QMainWindow):
         act(e, "Cancel polygon", ["Escape"], self.tools.cancel_polygon)
         act(e, "Toggle outline", ["O"], lambda: self.panel.outline.toggle())
         act(e, "Auto threshold (Otsu)", ["T"], self._otsu)
+        act(e, "Lower threshold", [","], lambda: self.panel.spin.stepBy(-1))
+        act(e, "Raise threshold", ["."], lambda: self.panel.spin.stepBy(1))
+        act(e, "Re-seed from the map (discards hand edits)", ["R"], self.panel.reseed.click)
+        v = self.menuBar().addMenu("&View")
+        act(v, "Fit to window", ["Home", "Ctrl+0"], self.views.refit)
+        act(v, "Zoom in", ["+", "=", "Ctrl++"], lambda: self.views.zoom(1.25))
+        act(v, "Zoom out", ["-", "Ctrl+-"], lambda: self.views.zoom(1 / 1.25))
 
     # ---------------------------------------------------------------- photos
     def add_paths(self, paths) -> None:

@@ -180,12 +180,20 @@ class ViewGrid(QWidget):
                 p.vb.setXLink(self.photo.vb)
                 p.vb.setYLink(self.photo.vb)
         self.maximised = None
+        self._shape: tuple[int, int] | None = None  # the photo's (h, w), for fitting
 
     def toggle_maximise(self, panel) -> None:
         self.maximised = None if self.maximised is panel else panel
         for p in self.panels:
             p.setVisible(self.maximised is None or p is self.maximised)
         self._place()
+        # The links keep screen scale: a view four times the size would show the photo in its top-left quarter.
+        self.refit()
+
+    @property
+    def active_view(self):
+        """The view box the user sees and zooms: the maximised one, else the photo's (the others follow it)."""
+        return (self.maximised or self.photo).vb
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
@@ -208,5 +216,16 @@ class ViewGrid(QWidget):
         return QSize(1000, 720)
 
     def fit(self, shape) -> None:
-        h, w = shape[:2]
-        self.photo.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)
+        self._shape = tuple(shape[:2])
+        self.refit()
+
+    def refit(self) -> None:
+        """The whole photo in view (Home / Ctrl+0)."""
+        if self._shape is not None:
+            h, w = self._shape
+            self.active_view.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)
+
+    def zoom(self, factor: float) -> None:
+        """Zoom about the view's centre (factor > 1 magnifies); the linked views follow."""
+        if self._shape is not None:
+            self.active_view.scaleBy((1 / factor, 1 / factor))

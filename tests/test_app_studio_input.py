@@ -219,3 +219,53 @@ def test_a_focused_number_box_types_digits_and_leaves_every_other_key_to_the_win
     QApplication.processEvents()
     assert (s.current.threshold == pytest.approx(0.35)) if box == "spin" else (win.tools.radius == 20)
     assert not widget.hasFocus()
+
+
+def test_view_keys_zoom_fit_and_a_maximised_view_fits_the_photo(qtbot, photos):
+    win = ready(qtbot, photos)
+    h, w = win.session.model.shape
+    vb = win.views.photo.vb
+
+    def shown(box):
+        (x0, x1), (y0, y1) = box.viewRange()
+        return x1 - x0, y1 - y0
+
+    full = shown(vb)
+    assert full[0] >= w * 0.99 or full[1] >= h * 0.99  # the photo fits
+    key(win, Qt.Key.Key_Plus)
+    zoomed = shown(vb)
+    assert zoomed[0] == pytest.approx(full[0] / 1.25, rel=0.02)
+    assert shown(win.views.maps["teacher"].vb)[0] == pytest.approx(zoomed[0], rel=0.02)  # the links follow
+    key(win, Qt.Key.Key_Minus)
+    key(win, Qt.Key.Key_Minus)
+    assert shown(vb)[0] == pytest.approx(full[0] * 1.25, rel=0.02)
+    key(win, Qt.Key.Key_Home)
+    assert shown(vb)[0] == pytest.approx(full[0], rel=0.02)
+
+    # A maximised map fills its (four times larger) view with the photo, not its top-left quarter.
+    teacher = win.views.maps["teacher"]
+    win.views.toggle_maximise(teacher)
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = teacher.vb.viewRange()
+    assert (x1 - x0) >= w * 0.99 and (y1 - y0) >= h * 0.99  # all of it in view...
+    assert (x1 - x0) <= w * 1.1 or (y1 - y0) <= h * 1.1  # ...filling the view along one side
+    key(win, Qt.Key.Key_Plus)
+    assert teacher.vb.viewRange()[0][1] - teacher.vb.viewRange()[0][0] < (x1 - x0) * 0.9  # zoom acts on what is seen
+    win.views.toggle_maximise(teacher)
+    qtbot.wait(20)
+    assert shown(vb)[0] == pytest.approx(full[0], rel=0.05)
+
+
+def test_threshold_and_reseed_keys(qtbot, photos):
+    win = ready(qtbot, photos, threshold=0.5)
+    key(win, Qt.Key.Key_Period)
+    assert win.session.current.threshold == pytest.approx(0.51)
+    key(win, Qt.Key.Key_Comma)
+    key(win, Qt.Key.Key_Comma)
+    assert win.session.current.threshold == pytest.approx(0.49)
+    seeded = win.session.model.mask.copy()
+    key(win, Qt.Key.Key_B)
+    drag(win.views.photo.glw, [image_point(win, 100.5, 10.5 + i) for i in range(10)])
+    assert not np.array_equal(win.session.model.mask, seeded)
+    key(win, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: np.array_equal(win.session.model.mask, seeded), timeout=5000)
