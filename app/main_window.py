@@ -160,11 +160,15 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- photos
     def add_paths(self, paths) -> None:
         """Photos and folders (expanded); already-listed photos are skipped."""
-        files = [p for p in expand_paths(paths) if p.is_dir() is False]
+        problems: list = []  # an unreadable folder, links to nowhere, a folder with no photos: said, not fatal
+        files = [p for p in expand_paths(paths, problems=problems) if p.is_dir() is False]
         reopened = self.session.ensure_project(paths) if files else []  # automatic project, if none yet
         added = self.session.store.add_photos(files)
         self._load_entries(reopened + added, select=self.session.store.view.get("current", 0) if reopened else None)
         self.session.save_now()
+        if problems:  # last, so the project's own status line does not cover it
+            text = "; ".join(f"{p}: {why}" for p, why in problems[:3])
+            self.statusBar().showMessage(text + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""), 15000)
 
     def _on_project(self, folder: str, auto: bool) -> None:
         kind = "automatic project" if auto else "project"

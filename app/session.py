@@ -84,7 +84,7 @@ class AnnotationSession(QObject):
         root = studio_home() / "projects"
         folder = root / auto_project_name(paths)
         if not folder.exists():  # the same photos opened another way (files, not their folder) find their work
-            folder = find_project_holding(root, expand_paths(paths)) or folder
+            folder = find_project_holding(root, expand_paths(paths, problems=[])) or folder
         try:
             store = ProjectStore.open(folder)
         except InputError as e:  # a damaged automatic project is kept for inspection, never overwritten

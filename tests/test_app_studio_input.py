@@ -131,6 +131,17 @@ def test_drop_a_folder_adds_its_photos(qtbot, photos):
     assert win.list.count() == 2
 
 
+def test_a_folder_with_a_link_to_nowhere_and_an_empty_folder_open_with_a_message(qtbot, photos, tmp_path):
+    (photos / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (tmp_path / "empty").mkdir()
+    win = open_window(qtbot)
+    with qtbot.waitSignal(win.maps_settled, timeout=10000):
+        win.add_paths([photos, tmp_path / "empty"])
+    assert [e.name for e in win.entries] == ["cat", "cup"]
+    said = win.statusBar().currentMessage()
+    assert "gone.jpg" in said and "empty" in said and "no photos" in said
+
+
 def test_outline_key_toggles_outline_overlay(qtbot, photos):
     win = ready(qtbot, photos)  # columns < 60 blurred
     ov = win.views.overlay
