@@ -220,6 +220,34 @@ def test_finetune_cli_writes_new_version_beside_parent(tmp_path, capsys):
     assert load_model_file(models / "tiny-ft2.pt")[1]["parent"]["file"] == str(new)
 
 
+def test_train_and_finetune_name_each_unreadable_sample_and_train_on_the_rest(tmp_path, capsys):
+    from dbd_core.nets import build_model
+    from dbd_core.weights import save_model
+
+    data = _dataset(tmp_path / "ds", n=9)
+    (data / "gt" / "photo03.png").write_bytes(b"")
+    bad = f"{data / 'gt' / 'photo03.png'}: empty file (0 bytes)"
+    cfg = _config(tmp_path / "t.toml", steps=2)
+    rc = main(["train", "teacher", "--config", str(cfg), "--data", str(data), "--run-dir", str(tmp_path / "run"),
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert err.count("photo03.png") == 1 and f"{bad} (left out)" in err.splitlines()
+    ev = _events(tmp_path / "run")
+    start = next(e for e in ev if e["type"] == "start")
+    assert start["n_train"] + start["n_val"] == 8  # the usable samples only
+
+    torch.manual_seed(0)
+    parent = save_model(tmp_path / "models" / "tiny.pt", build_model("tiny", width=8), {"version": "v0"})
+    ft = _config(tmp_path / "ft.toml", kind="finetune", steps=2)
+    ft.write_text(ft.read_text().replace("adv = 0.05", "adv = 0.0"))
+    rc = main(["finetune", "--data", str(data), "--model", str(parent), "--out", str(tmp_path / "models"),
+               "--config", str(ft), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"{bad} (left out)" in err.splitlines()
+
+
 def test_finetune_cli_bad_data_is_one_line_error(tmp_path, capsys):
     rc = main(["finetune", "--data", str(tmp_path / "nothing"), "--model", "x.pt", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()

@@ -95,6 +95,8 @@ class _View:
                 self._line(f"{self.prog}: cancelled at step {ev['step']}; no new version was written")
         elif t == "error":
             self._line(f"{self.prog}: error: {ev['message']}")
+        elif t == "skipped":  # a bad sample left out: said even with --quiet, one line each
+            self._line(f"{ev['message']} (left out)")
         elif t == "done":
             self._line(summary_text(ev["summary"]), to_stdout=True)
 

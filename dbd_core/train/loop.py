@@ -181,7 +181,15 @@ def _datasets(cfg: dict, job: TrainJob):
     train = job.train_dataset if job.train_dataset is not None else build_dataset(cfg)
     if job.val_dataset is not None:
         return train, job.val_dataset
-    return train_and_validation(cfg, train)
+    problems = getattr(train, "problems", [])
+    train, val = train_and_validation(cfg, train)
+    for part in (train, val):  # the split parts carry the whole dataset's unreadable samples, to be named
+        if part is not None and not getattr(part, "problems", None):
+            try:
+                part.problems = problems
+            except AttributeError:
+                pass
+    return train, val
 
 
 def _held_out_photos(val_set) -> list[str]:
@@ -283,6 +291,9 @@ def _run(job: TrainJob, cancelled: Callable[[], bool]) -> Iterator[Event]:
         ctx.barrier()
         return ckpt_path
 
+    # Samples of a user dataset that could not be read: named (once; the two parts may share one list), left out.
+    for message in dict.fromkeys([*getattr(train_set, "problems", ()), *getattr(val_set, "problems", ())]):
+        yield {"type": "skipped", "step": None, "message": message}
     yield {"type": "start", "kind": run["kind"], "run_dir": str(run_dir), "device": str(ctx.device),
            "world_size": ctx.world_size, "rank": ctx.rank, "start_step": step, "total_steps": total,
            "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
