@@ -25,6 +25,9 @@ from dbd_core.errors import DBDError
 from dbd_core.images import expand_paths, is_image_file
 
 
+EMPTY_HINT = "No photos yet.\n\nOpen photos (Ctrl+O) or a folder (Ctrl+Shift+O),\nor drop them on this window."
+
+
 class MainWindow(QMainWindow):
     maps_settled = Signal(str)  # every map of the current photo is computed or has failed
 
@@ -80,6 +83,8 @@ class MainWindow(QMainWindow):
             self._on_project(str(store.folder), False)
         if store.photos:
             self._load_entries(store.photos, select=int(store.view.get("current", 0)))
+        else:
+            self.views.photo.show_message(EMPTY_HINT)
         QTimer.singleShot(0, gc_policy.freeze_long_lived)  # start-up objects: out of the GC's walk
 
     # ---------------------------------------------------------------- wiring

@@ -167,6 +167,8 @@ class MaskPanel(QWidget):
             lay.addWidget(g)
         lay.addStretch(1)
         self.setMinimumWidth(260)
+        self.show_history(False, False)  # nothing to undo, redo or re-seed before a photo is edited
+        self.show_hand_edited(False)
 
     def _set_threshold(self, t: float, emit: bool, origin=None) -> None:
         for w, v in ((self.slider, round(t * 100)), (self.spin, t)):

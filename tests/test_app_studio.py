@@ -512,3 +512,10 @@ def test_a_reseed_over_edits_made_before_the_maps_came_stays_undoable(qtbot, tmp
     assert s.reseed() and not m.mask.any()
     s.undo()
     assert np.array_equal(m.mask, painted)  # the user's own re-seed is an undoable step
+
+
+def test_an_empty_window_says_how_to_start_and_offers_no_edit_actions(qtbot):
+    win = open_window(qtbot)
+    message = win.views.photo.message
+    assert message.isVisible() and "Ctrl+O" in message.text() and "drop" in message.text()
+    assert not win.panel.undo.isEnabled() and not win.panel.redo.isEnabled() and not win.panel.reseed.isEnabled()
