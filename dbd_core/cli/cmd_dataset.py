@@ -112,30 +112,9 @@ def _run_import(a) -> int:
     rep = import_layout(a.images, a.gt, a.gt_polarity, a.out, resize_gt=a.resize_gt, split=a.split,
                         gt_suffix=a.gt_suffix, include_unlabelled=a.include_unlabelled, overwrite=a.overwrite,
                         progress=_progress("import"))
-    rep.errors[:] = [_name_source(line, a.images) for line in rep.errors]
     for line in rep.lines():
         print(line, file=sys.stderr if line.startswith("error:") else sys.stdout)
     return 0 if rep.ok else 1
-
-
-def _name_source(line: str, images_dir) -> str:
-    """The writer refuses a bad sample name without knowing its file ("bad sample name 'x...' (...)"):
-    name the photo it came from, found by its stem (the sample name) in the --images folder."""
-    from pathlib import Path
-
-    from dbd_core.data.formats import check_name
-    from dbd_core.errors import InputError
-    from dbd_core.images import expand_paths
-
-    if not line.startswith("bad sample name "):
-        return line
-    for p in expand_paths([images_dir]):
-        try:
-            check_name(p.stem)
-        except InputError as e:
-            if str(e) == line:
-                return str(InputError(Path(p), line))
-    return line
 
 
 def _run_convert(a) -> int:

@@ -16,7 +16,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dbd_core.data.formats import DEFAULT_CREATED_BY, CancelFn, ProgressFn, open_dataset_reader, open_writer
+from dbd_core.data.formats import DEFAULT_CREATED_BY, CancelFn, ProgressFn, check_name, open_dataset_reader, open_writer
 from dbd_core.errors import InputError
 from dbd_core.images import POLARITIES, expand_paths, read_image, read_mask
 from dbd_core.metrics import INVERTED_AUC, auc_roc
@@ -103,6 +103,10 @@ def import_layout(images_dir: str | os.PathLike, gt_dir: str | os.PathLike, gt_p
                 return report
             img_path, gt_path = images[stem], gt_for[stem]
             try:
+                try:  # the photo's stem becomes the sample's name: a refused one names the photo
+                    check_name(stem)
+                except InputError as e:
+                    raise InputError(img_path, str(e)) from None
                 mask = None
                 if gt_path is not None:
                     h, w_ = read_image(img_path).shape[:2]
