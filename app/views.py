@@ -58,7 +58,9 @@ class FooterStrip(QWidget):
             grad.setColorAt(float(pos), c)
         p.fillRect(bar, grad)
         p.setPen(QColor("#cfd1d4"))
-        for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        # Quarter ticks only where their labels fit apart; a narrow bar keeps 0, 0.5 and 1.
+        quarters = bar.width() / 4 > fm.horizontalAdvance("0.75") + 6
+        for t in (0.0, 0.25, 0.5, 0.75, 1.0) if quarters else (0.0, 0.5, 1.0):
             x = bar.left() + t * bar.width()
             p.drawLine(int(x), int(bar.bottom()), int(x), int(bar.bottom()) + 3)
             s = f"{t:g}"

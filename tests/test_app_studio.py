@@ -336,7 +336,8 @@ def test_without_project_masks_autosave_to_an_automatic_project_and_come_back(qt
     for x in (70, 80, 90):  # three quick strokes: one debounced save
         s.model.begin("hand"); s.model.paint_segment((x, 10), (x, 70), 3, 1); s.model.end(); s.hand_edit_done()
         qtbot.wait(100)
-    qtbot.waitUntil(lambda: saves == ["cat"], timeout=10000)
+    # the mask is written on the writer thread: wait until it is on disk, not only begun
+    qtbot.waitUntil(lambda: saves == ["cat"] and not s.save_pending, timeout=10000)
     assert not s.save_pending  # nothing else is scheduled, so no second save can follow
     assert saves == ["cat"] and not list(folder.rglob("*.tmp*"))
     mask = s.model.mask.copy()
@@ -519,3 +520,12 @@ def test_an_empty_window_says_how_to_start_and_offers_no_edit_actions(qtbot):
     message = win.views.photo.message
     assert message.isVisible() and "Ctrl+O" in message.text() and "drop" in message.text()
     assert not win.panel.undo.isEnabled() and not win.panel.redo.isEnabled() and not win.panel.reseed.isEnabled()
+
+
+def test_the_window_fits_a_short_screen(qtbot, photos):
+    # The mask controls scroll rather than setting the window's height (they asked for 676 px before).
+    win = open_window(qtbot, photos)
+    assert win.minimumSizeHint().height() <= 600
+    win.resize(1024, 600)
+    qtbot.wait(20)
+    assert win.height() <= 600 and win.panel.isVisible()
