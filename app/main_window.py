@@ -484,5 +484,6 @@ class MainWindow(QMainWindow):
         if not self.save_guard.may_close():  # edits the folder refused: save elsewhere, leave them, or stay
             ev.ignore()
             return
+        self.session.shutdown()  # after the last save: mask writes in hand are finished, no autosave follows
         self.worker.stop()
         super().closeEvent(ev)

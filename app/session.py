@@ -1,7 +1,10 @@
 """The annotation session: one MaskModel (with its history) per photo, seeding from maps by
 threshold, hand-edit protection, and debounced autosave into the project store.
 
-Every change is saved ~0.7 s after the last edit (temp file + rename, via the store). Without an
+Every change is saved ~0.7 s after the last edit (temp file + rename, via the store). Masks are encoded
+and written on a writer thread (app.workers.MaskWriter) from copies: a mask stays dirty until the writer
+says it is on disk, and the index is written (on the GUI thread: it is small) only after the masks it
+describes. Without an
 explicit project folder the first photos opened choose an automatic one in the user's data location
 (``studio_home()/projects/<name from the photo set>``), so nothing lives only in memory and opening
 the same photos again finds their masks; "Save project as…" moves it to a folder the user names.
@@ -23,6 +26,7 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from dbd_core.annotate import MaskModel, PhotoEntry, ProjectStore
 from dbd_core.annotate.threshold import SeedSource
+from app.workers import MaskWriter
 from dbd_core.annotate.project import auto_project_name, find_project_holding, refuse_other_project
 from dbd_core.images import expand_paths
 from dbd_core.errors import DBDError, InputError
@@ -73,7 +77,11 @@ class AnnotationSession(QObject):
         self._seed_state: tuple | None = None
         self.save_error: str | None = None  # why the last save failed; None = everything is on disk
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
-        self._timer.timeout.connect(self.save_now)
+        self._timer.timeout.connect(self._autosave)
+        self._writer = MaskWriter(self)
+        self._writer.written.connect(lambda: self._collect(resume=True))
+        self._in_flight: set[str] = set()  # masks handed to the writer, not yet confirmed on disk
+        self._again = False  # an autosave came while a write was in flight: go again when it is done
 
     # ---------------------------------------------------------------- project
     def ensure_project(self, paths) -> list[PhotoEntry]:
@@ -95,6 +103,7 @@ class AnnotationSession(QObject):
                 # The studio's data folder refuses writes: a project held in memory, whose first save fails
                 # and so takes the refused-save path (NOT SAVED title, one dialog, retries, Save as on close).
                 store = ProjectStore(folder)
+        self._drain()  # writes in flight go to the old folder: know which before switching
         reopened = list(store.photos)
         # Photos listed before a project existed (none in the studio's own flow) keep their masks.
         known = {str(store.resolve(e).resolve()) for e in store.photos}
@@ -166,7 +175,7 @@ class AnnotationSession(QObject):
         for name in list(self.masks):
             if len(self.masks) <= RESIDENT_MASKS:
                 break
-            if name != current and name not in self._dirty_masks:
+            if name != current and name not in self._dirty_masks and name not in self._in_flight:
                 del self.masks[name]
 
     @property
@@ -311,37 +320,102 @@ class AnnotationSession(QObject):
 
     @property
     def save_pending(self) -> bool:
-        """An autosave is scheduled and has not happened yet (edits are within the debounce interval)."""
-        return self._timer.isActive()
+        """Edits are not all on disk yet: an autosave is scheduled (within the debounce interval) or its masks
+        are being written."""
+        return self._timer.isActive() or bool(self._in_flight)
+
+    def _autosave(self) -> None:
+        """The debounced save: masks go to the writer thread, the GUI goes on."""
+        if not self.persistent:
+            return
+        if self._in_flight:
+            self._again = True  # one write at a time; this one's edits go when it is done
+            return
+        self._write(wait=False)
 
     def save_now(self) -> bool:
-        """Write what changed; False when the project folder refused it. Nothing is dropped then: the unsaved
-        masks stay dirty and in memory (never evicted), and the next save, or Save project as, writes them."""
+        """Write what changed and wait for it; False when the project folder refused it. Nothing is dropped
+        then: the unsaved masks stay dirty and in memory (never evicted), and the next save, or Save project
+        as, writes them. (Closing, exporting, fine-tuning and Save as need the files now; edits autosave
+        without waiting.)"""
         self._timer.stop()
         if not self.persistent:
             return True
+        self._drain()
+        self._write(wait=True)
+        return self.save_error is None
+
+    def shutdown(self) -> None:
+        """The window goes: no more autosaves; writes in hand are finished first (their outcome is collected,
+        so a refused one is still dirty for whoever asks). Call after the last save_now."""
+        self._timer.stop()
+        self._drain()
+        self._writer.stop()
+
+    def _drain(self) -> None:
+        """Wait for the writer and take in its results, starting nothing new."""
+        self._again = False
+        self._writer.wait_idle()
+        self._collect(resume=False)
+
+    def _write(self, wait: bool) -> None:
         by_name = {e.name: e for e in self.store.photos}
+        self._dirty_masks &= set(by_name) & set(self.masks)
+        names = sorted(self._dirty_masks)
+        if not names:
+            self._write_index()
+            return
+        # A copy for the writer (48 MP: ~15 ms) unless the GUI waits for it anyway; edits meanwhile make the
+        # mask dirty again, so they are written by the next save.
+        items = [(by_name[n], self.masks[n].mask if wait else self.masks[n].mask.copy()) for n in names]
+        self._dirty_masks.clear()
+        self._in_flight |= set(names)
+        self._writer.submit(self.store, items)
+        if wait:
+            self._writer.wait_idle()
+            self._collect(resume=False)
+
+    def _collect(self, resume: bool) -> None:
+        """Take in what the writer did: written masks are clean (unless edited since), the rest dirty again; a
+        refusal takes the refused-save path; once no mask is dirty or in flight, the index follows them."""
+        results = self._writer.take_results()
+        if not results:
+            return
+        reason = ""
+        for store, written, unwritten, why in results:
+            self._in_flight -= set(written) | set(unwritten)
+            self._dirty_masks |= set(unwritten)
+            if store is not self.store:  # written into the folder the project has left: write them here too
+                self._dirty_masks |= set(written)
+            reason = why or reason
+        if reason:
+            self._refused(reason)
+        elif not self._dirty_masks and not self._in_flight:
+            self._write_index()
+        if resume and self._again and not self._in_flight:
+            self._again = False
+            if not reason:  # after a refusal the retry timer says when to try again
+                self._write(wait=False)
+
+    def _write_index(self) -> None:
         try:
-            for name in sorted(self._dirty_masks):
-                if name in by_name and name in self.masks:
-                    self.store.save_mask(by_name[name], self.masks[name].mask)
-                    self._dirty_masks.discard(name)
-            self._dirty_masks &= set(by_name) & set(self.masks)
             self.store.save_index()  # small; statuses, thresholds and the view travel with every save
         except (OSError, DBDError) as e:
-            reason = f"{getattr(e, 'filename', None) or self.store.folder}: {getattr(e, 'strerror', None) or e}"
-            first = self.save_error is None
-            self.save_error = reason  # before the signal: its handler opens a dialog, and a save may run inside
-            self._timer.start(SAVE_RETRY_MS)  # the folder may become writable again: try again, quietly
-            if first:
-                self.save_failed.emit(reason)
-            return False
+            self._refused(f"{getattr(e, 'filename', None) or self.store.folder}: {getattr(e, 'strerror', None) or e}")
+            return
         self._dirty_index = False
         if self.save_error is not None:
             self.save_error = None
+            self._timer.setInterval(AUTOSAVE_MS)  # back from the retry interval
             self.save_recovered.emit()
         self._evict()
-        return True
+
+    def _refused(self, reason: str) -> None:
+        first = self.save_error is None
+        self.save_error = reason  # before the signal: its handler opens a dialog, and a save may run inside
+        self._timer.start(SAVE_RETRY_MS)  # the folder may become writable again: try again, quietly
+        if first:
+            self.save_failed.emit(reason)
 
     def save_as(self, folder: str | Path) -> None:
         """Save the project into ``folder`` and continue there. Masks on disk are copied (also those

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import itertools
 import queue
+import threading
 import time
 import traceback
 from collections import OrderedDict
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from app.display import MASK_COLOR, colorize, difference, display_factor, mask_rgba, reduce
 from dbd_core.data.formats import decode_image_bytes
@@ -231,3 +232,81 @@ class MapWorker(QThread):
             self.image_failed.emit(path, str(e))
             return
         self.thumb_ready.emit(path, thumb, full)
+
+
+class MaskWriter(QObject):
+    """Encodes and writes masks on its own thread: a 48 MP mask's PNG costs ~0.45 s, which on the GUI thread
+    froze the window after every pause in editing. The session hands over copies (the GUI keeps editing its
+    own), one job at a time; each job's outcome waits in :meth:`take_results` and ``written`` says so (queued to
+    the GUI thread). The thread is a daemon, started with the first job; :meth:`stop` ends it after the jobs
+    in hand (the session waits for those before a window closes)."""
+
+    written = Signal()  # results are waiting: take_results()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._jobs: queue.Queue = queue.Queue()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._results: list[tuple] = []
+        self._thread: threading.Thread | None = None
+
+    def submit(self, store, items) -> None:
+        """Write ``items`` = [(entry, mask uint8 {0,1})] with ``store.save_mask``, in order; stops at the first
+        failure. GUI thread."""
+        with self._cond:
+            self._pending += 1
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="mask-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put((store, items))
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._pending > 0
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every submitted job is written (or failed)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def take_results(self) -> list[tuple]:
+        """[(store, names written, names not written, reason or "")], oldest first; each result once."""
+        with self._cond:
+            out, self._results = self._results, []
+        return out
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            store, items = job
+            written, reason = [], ""
+            for entry, mask in items:
+                try:
+                    store.save_mask(entry, mask)
+                except (OSError, DBDError) as e:
+                    reason = f"{getattr(e, 'filename', None) or store.folder}: {getattr(e, 'strerror', None) or e}"
+                except Exception as e:  # a bug must not kill the writer or drop the edit: report it, keep it dirty
+                    traceback.print_exc()
+                    reason = f"{entry.name}: unexpected error while saving ({type(e).__name__}: {e})"
+                if reason:
+                    break
+                written.append(entry.name)
+            unwritten = [e.name for e, _ in items[len(written):]]
+            with self._cond:
+                self._results.append((store, written, unwritten, reason))
+                self._pending -= 1
+                self._cond.notify_all()
+            try:
+                self.written.emit()
+            except RuntimeError:  # the session is gone (never shut down): its results are moot
+                pass

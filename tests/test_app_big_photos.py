@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QTimer
 
 from app.models import FunctionPredictor, ModelProvider
 from dbd_core.annotate import combine_maps, otsu_threshold, threshold_map
@@ -83,3 +84,106 @@ def test_threshold_steps_compute_the_mean_once_and_seed_what_the_uncached_mean_s
     assert np.array_equal(s.model.mask, threshold_map(uncached, 0.42))
     assert means == [2, 2]  # one mean of both maps per photo, for every step, Otsu and re-seed
     assert np.array_equal(combine_maps(maps), uncached)
+
+
+def _edit(s, value=1, x=10):
+    s.model.begin("hand"); s.model.fill_polygon([(x, 10), (x + 300, 10), (x + 300, 250)], value); s.model.end()
+    s.hand_edit_done()
+
+
+def test_autosave_writes_masks_off_the_gui_thread_and_later_edits_stay_dirty_until_written(
+        qtbot, big_photos, tmp_path, monkeypatch):
+    import threading
+
+    from dbd_core.annotate import ProjectStore
+
+    win = open_window(qtbot, big_photos, project=tmp_path / "proj", provider=ramp_provider())
+    s = win.session
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)
+    real_mask, real_index = ProjectStore.save_mask, ProjectStore.save_index
+    gui, threads, order, release = threading.get_ident(), [], [], threading.Event()
+
+    def slow_mask(self, entry, mask):
+        threads.append(threading.get_ident())
+        release.wait(10)  # an encode that takes long: the GUI must keep running meanwhile
+        real_mask(self, entry, mask)
+        order.append(("mask", entry.name, int(np.asarray(mask).sum())))
+
+    def index(self):
+        assert not s._in_flight and not s._dirty_masks  # an index never describes a mask not yet on disk
+        order.append(("index",))
+        real_index(self)
+
+    monkeypatch.setattr(ProjectStore, "save_mask", slow_mask)
+    monkeypatch.setattr(ProjectStore, "save_index", index)
+    _edit(s)
+    first = s.model.mask.copy()
+    qtbot.waitUntil(lambda: bool(threads), timeout=10000)  # the autosave started: its write waits on `release`
+    assert threads[0] != gui and s.save_pending
+    ticks = []
+    QTimer.singleShot(0, lambda: ticks.append(1))
+    qtbot.waitUntil(lambda: bool(ticks), timeout=2000)  # the event loop runs while the mask is being written
+    _edit(s, value=0, x=100)  # an edit during the write: the write has the old copy, this one stays dirty
+    second = s.model.mask.copy()
+    assert s.current.name in s._dirty_masks and not np.array_equal(first, second)
+    release.set()
+    qtbot.waitUntil(lambda: not s.save_pending and len(threads) == 2, timeout=10000)
+    assert all(t != gui for t in threads)
+    assert [o[0] for o in order] == ["mask", "mask", "index"]  # the first round's index waited for the second mask
+    assert order[0][2] == int(first.sum()) and order[1][2] == int(second.sum())
+    assert np.array_equal(ProjectStore.open(tmp_path / "proj").load_mask(s.current), second)
+
+
+def test_a_refused_background_write_keeps_the_edit_says_not_saved_and_the_next_save_writes_it(
+        qtbot, big_photos, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from dbd_core.annotate import ProjectStore
+
+    win = open_window(qtbot, big_photos, project=tmp_path / "proj", provider=ramp_provider())
+    s = win.session
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)
+    real_mask = ProjectStore.save_mask
+    gui, threads = threading.get_ident(), []
+
+    def refuse(self, entry, mask):
+        threads.append(threading.get_ident())
+        raise PermissionError(13, "Permission denied", str(self.mask_path(entry)))
+
+    monkeypatch.setattr(ProjectStore, "save_mask", refuse)
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    _edit(s)
+    edited = s.model.mask.copy()
+    with qtbot.waitSignal(s.save_failed, timeout=10000):
+        pass  # the debounced autosave, on the writer thread
+    assert threads and threads[0] != gui
+    assert len(warned) == 1 and "Permission denied" in warned[0] and "NOT SAVED" in win.windowTitle()
+    assert s.current.name in s._dirty_masks and np.array_equal(s.model.mask, edited) and s.save_pending  # retries
+    monkeypatch.setattr(ProjectStore, "save_mask", real_mask)
+    with qtbot.waitSignal(s.save_recovered, timeout=10000):
+        assert s.save_now()
+    assert np.array_equal(ProjectStore.open(tmp_path / "proj").load_mask(s.current), edited)
+    assert "NOT SAVED" not in win.windowTitle() and s.save_error is None and not s._dirty_masks
+
+
+def test_closing_waits_for_a_mask_being_written(qtbot, big_photos, tmp_path, monkeypatch):
+    import time
+
+    from dbd_core.annotate import ProjectStore
+
+    win = open_window(qtbot, big_photos, project=tmp_path / "proj", provider=ramp_provider())
+    s = win.session
+    qtbot.waitUntil(lambda: not s.save_pending, timeout=10000)
+    real_mask = ProjectStore.save_mask
+    monkeypatch.setattr(ProjectStore, "save_mask", lambda self, e, m: (time.sleep(0.4), real_mask(self, e, m)))
+    _edit(s)
+    edited = s.model.mask.copy()
+    qtbot.waitUntil(lambda: s._writer.busy, timeout=10000)  # the autosave is writing
+    _edit(s, value=0, x=200)  # and one more edit inside the debounce
+    edited = s.model.mask.copy()
+    win.close()
+    assert not win.isVisible() and not s.save_pending
+    assert np.array_equal(ProjectStore.open(tmp_path / "proj").load_mask(s.current), edited)
