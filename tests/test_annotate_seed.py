@@ -69,3 +69,33 @@ def test_set_mask_with_a_tile_hint_equals_the_full_comparison(rng, steps):
     assert full.undo() == hinted.undo() and np.array_equal(full.mask, hinted.mask)
     assert np.array_equal(hinted.mask, threshold_map(src.map, steps[0]))
     assert full.redo() == hinted.redo() and np.array_equal(full.mask, hinted.mask)
+
+
+def _reference_fill(mask, x, y, value):
+    """The flood fill as the studio did it before: the region as a bool copy, a masked assignment."""
+    import cv2
+
+    out = mask.copy()
+    region = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), np.uint8)
+    cv2.floodFill(out, region, (x, y), 0, 0, 0, 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    out[region[1:-1, 1:-1].astype(bool)] = value
+    return out
+
+
+def test_flood_fill_flips_exactly_the_clicked_region_and_undoes(rng):
+    mask = (rng.random((300, 520)) < 0.45).astype(np.uint8)
+    mask[100:200, :] = 0  # a band that joins many regions
+    for x, y in [(10, 150), (3, 3), (511, 299), (260, 40)]:
+        m = MaskModel(mask.shape, mask)
+        value = 1 - int(mask[y, x])
+        m.begin("hand"); rect = m.flood_fill(x, y, value); m.end()
+        assert np.array_equal(m.mask, _reference_fill(mask, x, y, value))
+        changed = np.argwhere(m.mask != mask)
+        assert rect[0] <= changed[:, 0].min() and changed[:, 0].max() < rect[2]
+        assert rect[1] <= changed[:, 1].min() and changed[:, 1].max() < rect[3]
+        m.undo()
+        assert np.array_equal(m.mask, mask)
+    m = MaskModel(mask.shape, mask)
+    m.begin("hand"); m.flood_fill(10, 150, 255); m.end()  # any true value means blurred: the mask stays {0, 1}
+    assert m.mask.max() == 1 and np.array_equal(m.mask, _reference_fill(mask, 10, 150, 1))
+    assert m.flood_fill(10, 150, 7) is None  # already blurred there
