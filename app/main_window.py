@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QScrollArea)
 
 from app import gc_policy
 from app.image_list import ImageList
@@ -485,5 +486,16 @@ class MainWindow(QMainWindow):
             ev.ignore()
             return
         self.session.shutdown()  # after the last save: mask writes in hand are finished, no autosave follows
-        self.worker.stop()
+        # The map in hand may take seconds (a 48 MP teacher map: ~4 s) and cannot be interrupted: its result
+        # is not wanted any more, and the window goes at once instead of standing frozen until it is done.
+        for sig in (self.worker.image_ready, self.worker.mask_ready, self.worker.map_ready, self.worker.diff_ready,
+                    self.worker.map_failed, self.worker.image_failed, self.worker.thumb_ready):
+            try:
+                sig.disconnect()
+            except (RuntimeError, TypeError):  # nothing connected
+                pass
+        self.worker.request_stop()
+        self.hide()
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)  # let the hide reach the screen
+        self.worker.wait()  # the process exits cleanly only once the thread has ended
         super().closeEvent(ev)

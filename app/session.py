@@ -82,6 +82,7 @@ class AnnotationSession(QObject):
         self._writer.written.connect(lambda: self._collect(resume=True))
         self._in_flight: set[str] = set()  # masks handed to the writer, not yet confirmed on disk
         self._again = False  # an autosave came while a write was in flight: go again when it is done
+        self._closed = False  # the window has gone (shutdown): nothing is scheduled any more
 
     # ---------------------------------------------------------------- project
     def ensure_project(self, paths) -> list[PhotoEntry]:
@@ -315,7 +316,7 @@ class AnnotationSession(QObject):
 
     # ---------------------------------------------------------------- saving
     def _schedule(self) -> None:
-        if self.persistent:
+        if self.persistent and not self._closed:
             self._timer.start()  # restarts: saves once the edits pause (debounce)
 
     @property
@@ -348,6 +349,7 @@ class AnnotationSession(QObject):
     def shutdown(self) -> None:
         """The window goes: no more autosaves; writes in hand are finished first (their outcome is collected,
         so a refused one is still dirty for whoever asks). Call after the last save_now."""
+        self._closed = True
         self._timer.stop()
         self._drain()
         self._writer.stop()

@@ -135,10 +135,15 @@ class MapWorker(QThread):
     def request_thumbnail(self, path: str) -> None:
         self._queue.put((_BACKGROUND, next(self._seq), ("thumb", 0, path, (), False, None)))
 
-    def stop(self) -> None:
-        """Cooperative stop: finishes the job in hand, then the thread ends. Waits for it."""
+    def request_stop(self) -> None:
+        """Cooperative stop, without waiting: pending jobs are dropped, the map in hand is not reduced, coloured
+        or sent, and the thread ends as soon as the model call in hand returns (it cannot be interrupted)."""
         self._stop = True
         self._queue.put((-1, next(self._seq), ("stop", 0, "", (), False, None)))
+
+    def stop(self) -> None:
+        """Cooperative stop (request_stop), then wait for the thread to end."""
+        self.request_stop()
         self.wait()
 
     # ---------------------------------------------------------------- worker thread
@@ -194,6 +199,8 @@ class MapWorker(QThread):
                 t0 = time.perf_counter()
                 blur_map = self.provider.get(role).predict(rgb)
                 seconds = time.perf_counter() - t0
+                if self._stop:
+                    return  # closing: nobody will show it (reducing and colouring 48 MP costs ~0.3 s)
             except DBDError as e:
                 self.provider.publish(role, epoch, lambda: self.map_failed.emit(path, role, str(e)))
                 continue

@@ -187,3 +187,42 @@ def test_closing_waits_for_a_mask_being_written(qtbot, big_photos, tmp_path, mon
     win.close()
     assert not win.isVisible() and not s.save_pending
     assert np.array_equal(ProjectStore.open(tmp_path / "proj").load_mask(s.current), edited)
+
+
+def test_closing_while_a_map_computes_hides_the_window_first_and_keeps_the_edit(qtbot, big_photos, tmp_path,
+                                                                              monkeypatch, capfd):
+    import threading
+    import time
+
+    from PySide6.QtCore import QThread
+
+    from dbd_core.annotate import ProjectStore
+
+    slow, entered = threading.Event(), threading.Event()
+
+    def teacher(rgb):
+        if slow.is_set():
+            entered.set()
+            time.sleep(1.0)  # a 48 MP teacher map takes seconds and cannot be interrupted
+        return ramp_x(rgb)
+
+    provider = ModelProvider({"teacher": FunctionPredictor("slow-teacher", teacher),
+                              "student": FunctionPredictor("ramp-y", ramp_y)})
+    win = open_window(qtbot, big_photos, project=tmp_path / "proj", provider=provider)
+    s = win.session
+    slow.set()
+    win.select(1)  # its maps are computed now: the teacher's takes a second
+    qtbot.waitUntil(lambda: entered.is_set() and s.current is not None and s.current.name == "b"
+                    and s.model is not None, timeout=10000)
+    _edit(s)  # an edit inside the autosave's debounce
+    edited = s.model.mask.copy()
+    seen = []
+    monkeypatch.setattr(win.worker, "wait", lambda *a: (seen.append(win.isVisible()), QThread.wait(win.worker, *a))[1])
+    t0 = time.perf_counter()
+    win.close()
+    assert seen == [False]  # the window was gone before waiting for the map in hand
+    assert not win.worker.isRunning() and time.perf_counter() - t0 < 5
+    qtbot.wait(50)  # whatever the worker sent before it stopped is not taken in after the close
+    assert not s.save_pending and not s._dirty_masks
+    assert np.array_equal(ProjectStore.open(tmp_path / "proj").load_mask(s.current), edited)
+    assert "Traceback" not in capfd.readouterr().err
