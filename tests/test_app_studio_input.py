@@ -278,5 +278,8 @@ def test_threshold_and_reseed_keys(qtbot, photos):
     key(win, Qt.Key.Key_B)
     drag(win.views.photo.glw, [image_point(win, 100.5, 10.5 + i) for i in range(10)])
     assert not np.array_equal(win.session.model.mask, seeded)
+    asked = []
+    win.session.confirm = lambda text: asked.append(text) or True  # "replace the hand-edited mask?": yes
     key(win, Qt.Key.Key_R)
     qtbot.waitUntil(lambda: np.array_equal(win.session.model.mask, seeded), timeout=5000)
+    assert len(asked) == 1
