@@ -105,12 +105,12 @@ def checked_imdecode(buf: np.ndarray, flags: int, name) -> np.ndarray:
     """``cv2.imdecode`` with every failure an InputError naming ``name``: a photo too large is refused from
     its header before any decoding, and OpenCV's exceptions (past its own pixel limit, some corrupt files)
     become one line. Every photo decoder in dbd goes through here (files, dataset bytes, thumbnails)."""
+    dims = header_size(buf)  # first: a header naming a huge image says more than "truncated" would
+    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
+        raise InputError(name, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
     truncated = png_truncation(buf)
     if truncated:
         raise InputError(name, f"not a readable image (truncated PNG: {truncated})")
-    dims = header_size(buf)
-    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
-        raise InputError(name, f"image too large ({dims[0]}x{dims[1]} > {MAX_PIXELS / 1e6:.0f} MP limit)")
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as e:
