@@ -221,18 +221,24 @@ def test_tta_is_recorded_and_refused_for_saved_maps(tmp_path, chelsea, dbd):
     assert code != 0 and "--tta" in err and "Traceback" not in err
 
 
-def test_npy_maps_as_dbd_predict_writes_them_are_scored(tmp_path, chelsea, dbd):
-    d = make_set(tmp_path, chelsea)
-    for name in ("a", "b", "c"):  # the same maps as the PNGs, as float32 [0,1] arrays
-        png = d["pred"] / f"{name}.png"
-        np.save(d["pred"] / f"{name}.npy", cv2.imread(str(png), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255)
-        png.unlink()
+def _scores_as_expected(dbd, d, tmp_path):
+    """Score d's maps against its blur-white masks; the report must equal EXPECTED. Returns (report, stdout)."""
     code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white",
                          "--json", tmp_path / "r.json")
     assert code == 0, err
     r = json.loads((tmp_path / "r.json").read_text())
     for k, v in EXPECTED.items():
         assert r[k] == pytest.approx(v), k
+    return r, out
+
+
+def test_npy_maps_as_dbd_predict_writes_them_are_scored(tmp_path, chelsea, dbd):
+    d = make_set(tmp_path, chelsea)
+    for name in ("a", "b", "c"):  # the same maps as the PNGs, as float32 [0,1] arrays
+        png = d["pred"] / f"{name}.png"
+        np.save(d["pred"] / f"{name}.npy", cv2.imread(str(png), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255)
+        png.unlink()
+    r, out = _scores_as_expected(dbd, d, tmp_path)
 
 
 @pytest.mark.parametrize("array, reason", [
@@ -263,12 +269,7 @@ def test_0_1_masks_are_not_read_as_empty(tmp_path, chelsea, dbd):
     for name in ("a", "b", "c"):  # the same masks stored 0/1
         m = cv2.imread(str(d["gt_bw"] / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
         cv2.imwrite(str(d["gt_bw"] / f"{name}.png"), (m // 255).astype(np.uint8))
-    code, out, err = dbd("--pred", d["pred"], "--gt", d["gt_bw"], "--gt-polarity", "blur-white",
-                         "--json", tmp_path / "r.json")
-    assert code == 0, err
-    r = json.loads((tmp_path / "r.json").read_text())
-    for k, v in EXPECTED.items():
-        assert r[k] == pytest.approx(v), k
+    r, out = _scores_as_expected(dbd, d, tmp_path)
     assert r["nonbinary_masks"]["count"] == 0 and "grey levels" not in out
 
 
