@@ -229,8 +229,8 @@ class AnnotationSession(QObject):
                 self._seed_buffer = np.empty(src.shape, bool)
             src.threshold(t, out=self._seed_buffer)
         # set_mask copies what changed into the mask model; the buffer keeps the seed for the next step.
-        # the photo's starting mask, on an untouched model: Ctrl+Z must not empty it. A mask painted before the
-        # maps came keeps its history: a later (re-)seed over it stays undoable.
+        # The first seed of an untouched model is the photo's starting mask: Ctrl+Z must not empty it. A mask
+        # painted before the maps came keeps its history: a later (re-)seed over it stays undoable.
         first = not model.seeded and not model.can_undo() and not model.can_redo()
         model.set_mask(self._seed_buffer.view(np.uint8), kind="seed", tiles=tiles)
         if first:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dbd_core.annotate.mask_model import TILE
+
 
 def combine_maps(maps: list[np.ndarray]) -> np.ndarray:
     """Mean of same-size maps (the "mean" mask source)."""
@@ -51,7 +53,7 @@ class SeedSource:
     The maps are held, so :meth:`matches` can tell by identity whether the caller's maps are still these.
     """
 
-    def __init__(self, maps: list[np.ndarray], tile: int = 256):
+    def __init__(self, maps: list[np.ndarray], tile: int = TILE):  # MaskModel's grid: set_mask(tiles=) speaks it
         if not maps:
             raise ValueError("no maps to combine")
         self.maps = tuple(maps)
