@@ -4,8 +4,11 @@ threshold, hand-edit protection, and debounced autosave into the project store.
 Every change is saved ~0.7 s after the last edit (temp file + rename, via the store). Masks are encoded
 and written on a writer thread (app.workers.MaskWriter) from copies: a mask stays dirty until the writer
 says it is on disk, and the index is written (on the GUI thread: it is small) only after the masks it
-describes. Without an
-explicit project folder the first photos opened choose an automatic one in the user's data location
+describes. Each index entry keeps the stamp of its mask file, so a project whose index a crash left one save
+apart from its masks is reconciled when it is opened (dbd_core.annotate.project); the session says which photos
+and saves the reconciled index.
+
+Without an explicit project folder the first photos opened choose an automatic one in the user's data location
 (``studio_home()/projects/<name from the photo set>``), so nothing lives only in memory and opening
 the same photos again finds their masks; "Save project as…" moves it to a folder the user names.
 
@@ -75,6 +78,12 @@ class AnnotationSession(QObject):
         # (model, its revision, source, threshold) of the last seed: while all still hold, the mask and the seed
         # buffer are exactly that threshold's, and a new threshold re-thresholds only the tiles it can change.
         self._seed_state: tuple | None = None
+        # Photos whose threshold or source was chosen while their seed could not be made (see maps_arrived).
+        self._chosen: set[str] = set()
+        # name -> (model, its revision, how many maps): a first seed of a mean made before all maps were in (see
+        # _stand_in_outgrown); it is replaced, still without an undo step, when the other maps come. Not the
+        # source itself: a 48 MP mean is 192 MB, and a photo whose other map failed would keep it.
+        self._provisional: dict[str, tuple] = {}
         self.save_error: str | None = None  # why the last save failed; None = everything is on disk
         self._timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._timer.timeout.connect(self._autosave)
@@ -83,6 +92,10 @@ class AnnotationSession(QObject):
         self._in_flight: set[str] = set()  # masks handed to the writer, not yet confirmed on disk
         self._again = False  # an autosave came while a write was in flight: go again when it is done
         self._closed = False  # the window has gone (shutdown): nothing is scheduled any more
+        if store.reconciled:  # said once the window listens (it connects after making the session)
+            later = QTimer(self, singleShot=True, interval=0)
+            later.timeout.connect(lambda: self._report_reconciled(store))
+            later.start()
 
     # ---------------------------------------------------------------- project
     def ensure_project(self, paths) -> list[PhotoEntry]:
@@ -115,7 +128,21 @@ class AnnotationSession(QObject):
         self._dirty_masks |= set(self.masks)
         self._dirty_index = True
         self.project_changed.emit(str(store.folder), True)
+        self._report_reconciled(store)  # after the project's own status line, which would cover it
         return reopened
+
+    def _report_reconciled(self, store: ProjectStore) -> None:
+        """One status line naming the photos whose index entry open() had to reconcile with the masks on disk,
+        and the reconciled index saved (until then it exists only in memory)."""
+        done, store.reconciled = store.reconciled, []
+        if not done or store is not self.store:
+            return
+        shown = "; ".join(f"{name}: {what}" for name, what in done[:3])
+        more = f" (+{len(done) - 3} more)" if len(done) > 3 else ""
+        self.message.emit(f"The project index and its masks on disk disagreed (an interrupted save?), reconciled — "
+                          f"{shown}{more}")
+        self._dirty_index = True
+        self._schedule()
 
     # ---------------------------------------------------------------- photos
     def pending_mask_file(self, entry: PhotoEntry) -> str | None:
@@ -178,6 +205,7 @@ class AnnotationSession(QObject):
                 break
             if name != current and name not in self._dirty_masks and name not in self._in_flight:
                 del self.masks[name]
+                self._provisional.pop(name, None)  # it holds the model: a 48 MP mask and its history
 
     @property
     def model(self) -> MaskModel | None:
@@ -207,11 +235,39 @@ class AnnotationSession(QObject):
         return None if src is None else src.map
 
     def maps_arrived(self, entry: PhotoEntry) -> None:
-        """First seed of a fresh photo once its maps exist (the mean waits for all of them)."""
+        """A map of ``entry`` came (or failed), or its mask was bound: seed what waits for its maps.
+
+        A fresh photo gets its first seed. A first seed of the mean made before all maps were in follows the
+        maps as they come, while nobody has touched it. A threshold or source chosen while the seed could not be
+        made (the photo or its saved mask still loading, the maps still computing) is applied now, unless the
+        mask holds hand edits: those are never replaced without the user's word (Re-seed)."""
         model = self.masks.get(entry.name)
-        if model is None or getattr(model, "seeded", False) or model.can_undo():
+        if model is None:
             return
-        self._seed(entry, model)
+        if not getattr(model, "seeded", False):
+            if not model.can_undo():  # painted before the maps came: the painting stays
+                self._seed(entry, model)
+            return
+        if model.hand_edited:
+            self._chosen.discard(entry.name)  # recorded on the entry, as for a step on a hand-edited mask
+        elif self._stand_in_outgrown(entry, model) or entry.name in self._chosen:
+            self._seed(entry, model)
+
+    def _stand_in_outgrown(self, entry: PhotoEntry, model: MaskModel) -> bool:
+        """``model``'s mask is still the untouched first seed of a mean made before all its maps were in, and
+        more of them are here now."""
+        held = self._provisional.get(entry.name)
+        if held is None or held[0] is not model or held[1] != model.revision or model.can_undo() or model.can_redo():
+            return False
+        src = self.seed_source(entry)
+        return src is not None and len(src.maps) > held[2]
+
+    def _maps_incomplete(self, entry: PhotoEntry) -> bool:
+        """The mean of ``entry`` lacks a role's map (still computing, or failed): a seed of it is a stand-in."""
+        if entry.source != "mean":
+            return False
+        have = {r for r, m in self.maps_for(entry).items() if m is not None}
+        return not set(self.model_labels()) <= have
 
     # ---------------------------------------------------------------- threshold
     def _seed(self, entry: PhotoEntry, model: MaskModel) -> bool:
@@ -231,35 +287,54 @@ class AnnotationSession(QObject):
         # set_mask copies what changed into the mask model; the buffer keeps the seed for the next step.
         # The first seed of an untouched model is the photo's starting mask: Ctrl+Z must not empty it. A mask
         # painted before the maps came keeps its history: a later (re-)seed over it stays undoable.
-        first = not model.seeded and not model.can_undo() and not model.can_redo()
+        # A threshold step on a stand-in mean seed (maps still coming) is part of that first seed, not an edit.
+        held = self._provisional.pop(entry.name, None)
+        first = not model.can_undo() and not model.can_redo() and (
+            not model.seeded or (held is not None and held[0] is model and held[1] == model.revision))
         model.set_mask(self._seed_buffer.view(np.uint8), kind="seed", tiles=tiles)
         if first:
             model.forget_history()
+            if self._maps_incomplete(entry):
+                self._provisional[entry.name] = (model, model.revision, len(src.maps))
         self._seed_state = (model, model.revision, src, t)
+        self._chosen.discard(entry.name)
         model.seeded = True
         entry.seeded_with = {"source": entry.source, "threshold": round(float(entry.threshold), 4)}
         entry.models = self.model_labels()
         self._changed(entry, mask=True)
         return True
 
+    def _shown(self) -> PhotoEntry | None:
+        """The photo the panel speaks for: the one whose mask is bound, or, while its photo or saved mask is
+        still loading (no mask bound, ``current`` None), the one the view shows (``store.view["current"]``)."""
+        if self.current is not None:
+            return self.current
+        i, photos = self.store.view.get("current"), self.store.photos
+        return photos[i] if isinstance(i, int) and 0 <= i < len(photos) else None
+
     def set_threshold(self, t: float) -> None:
-        if self.current is None:
+        entry = self._shown()
+        if entry is None:
             return
-        self.current.threshold = float(t)
+        entry.threshold = float(t)
         self._dirty_index = True
-        model = self.model
-        if model is not None and not model.hand_edited:
-            self._seed(self.current, model)  # live: cached maps, no inference
+        model = self.model  # None while the shown photo's mask is not bound
+        if model is None or (not model.hand_edited and not self._seed(entry, model)):
+            # No mask bound or no maps yet: the seed is made with this choice once they are (maps_arrived).
+            self._chosen.add(entry.name)
         self._schedule()
 
     def set_source(self, source: str) -> None:
-        if self.current is None:
+        entry = self._shown()
+        if entry is None:
             return
-        self.current.source = source
-        self.set_threshold(self.current.threshold)
+        entry.source = source
+        self.set_threshold(entry.threshold)
 
     def otsu(self) -> float | None:
         if self.current is None:
+            if self._shown() is not None:
+                self.message.emit("The photo is still loading: Otsu needs its maps")
             return None
         src = self.seed_source(self.current)
         if src is None:

@@ -1,9 +1,16 @@
 """An annotation project on disk: ``project.json`` plus ``masks/NAME.png``.
 
 project.json holds the photo list (path, unique name, status, threshold, mask source and the models
-used, a read error if the photo could not be opened) and the view state (current photo). Masks are
-8-bit PNGs with 255 = blurred (polarity "blur-white"). Every write is atomic (temp file + rename),
-so a crash or kill at any moment leaves the previous or the new version of each file, never a torn one.
+used, a read error if the photo could not be opened, the stamp of the mask file it describes) and the view
+state (current photo). Masks are 8-bit PNGs with 255 = blurred (polarity "blur-white"). Every write is atomic
+(temp file + rename), so a crash or kill at any moment leaves the previous or the new version of each file,
+never a torn one.
+
+The index is written after the masks it describes. A crash between the two (or a power
+loss that keeps the index's rename but not a mask's) leaves them one save apart; each photo's ``saved_mask``
+stamp (size, mtime and SHA-1 of the file as written) lets :meth:`ProjectStore.open` see that and reconcile:
+a mask file the index does not know is kept and protected as a hand edit, and a photo whose recorded mask is
+gone is no longer done (``ProjectStore.reconciled`` says which).
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from dbd_core.atomic import write_bytes, write_json
+from dbd_core.atomic import atomic_path, write_bytes, write_json
 from dbd_core.errors import InputError
-from dbd_core.images import read_mask, write_png
+from dbd_core.image_header import header_size
+from dbd_core.images import read_mask
 
 STATUSES = ("new", "in progress", "done")
 FORMAT = "dbd-studio-project"
@@ -42,6 +51,10 @@ class PhotoEntry:
     # the source and threshold the current mask was last seeded with: after a hand edit, moving the threshold
     # no longer changes the mask, so ``threshold`` alone would misstate where an exported mask came from
     seeded_with: dict | None = None
+    # {"sha1", "bytes", "mtime_ns"} of masks/<name>.png as last written (None: no mask saved). Set by save_mask
+    # only after the rename (in the studio, on the writer thread), so an index written at any moment names a
+    # mask that was on disk then; a crash before the next index write is what open() reconciles.
+    saved_mask: dict | None = None
 
 
 def _safe_name(stem: str) -> str:
@@ -69,7 +82,7 @@ def find_project_holding(root: str | os.PathLike, photos) -> Path | None:
     best: tuple[float, Path] | None = None
     for index in Path(root).glob("*/project.json"):
         try:
-            store = ProjectStore.open(index.parent)
+            store = ProjectStore.open(index.parent, check_masks=False)  # only its photo list is wanted
             held = {str(store.resolve(e).resolve()) for e in store.photos}
             mtime = index.stat().st_mtime
         except (InputError, OSError):
@@ -88,9 +101,11 @@ def refuse_other_project(folder: str | os.PathLike) -> None:
                                  "(or open that project instead)")
 
 
-def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict]:
-    """(photos, view, models) of a project.json, every field checked: a damaged or hand-edited file is one
-    InputError naming it and what is wrong, never a crash later (a photo name is also a mask file name)."""
+def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict, set[str]]:
+    """(photos, view, models, names whose entry has a ``saved_mask`` key) of a project.json, every field
+    checked: a damaged or hand-edited file is one InputError naming it and what is wrong, never a crash later
+    (a photo name is also a mask file name). An index written before the stamps existed has no such key: its
+    masks cannot be told apart from ones it missed, so they are taken as they are."""
     def bad(why: str):
         return InputError(index, why)
 
@@ -99,7 +114,7 @@ def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict]:
         raise bad(f"not a dbd-studio project (format {got!r})")
     if data.get("mask_polarity", "blur-white") != "blur-white":
         raise bad(f"mask_polarity {data['mask_polarity']!r}: this studio's masks are blur-white (255 = blurred)")
-    photos, names = [], set()
+    photos, names, stamped = [], set(), set()
     raw = data.get("photos", [])
     if not isinstance(raw, list):
         raise bad(f"'photos' must be a list, not {type(raw).__name__}")
@@ -123,6 +138,11 @@ def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict]:
                           ("error", (str, type(None))), ("hand_edited", bool)):
             if key in fields and not isinstance(fields[key], kind):
                 raise bad(f"photos[{i}] ({name}): '{key}' has the wrong type ({type(fields[key]).__name__})")
+        stamp = fields.get("saved_mask")
+        if stamp is not None and not _valid_stamp(stamp):
+            raise bad(f"photos[{i}] ({name}): 'saved_mask' must be null or {{'sha1', 'bytes', 'mtime_ns'}}")
+        if "saved_mask" in fields:
+            stamped.add(name)
         photos.append(PhotoEntry(**fields))
     view, models = data.get("view", {"current": 0}), data.get("models", {})
     for key, val in (("view", view), ("models", models)):
@@ -137,7 +157,28 @@ def _parse_index(index: Path, data) -> tuple[list[PhotoEntry], dict, dict]:
                 isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("file"), str)
                 for r in versions):
             raise bad(f"models.{role}: expected {{'active', 'versions': [{{'name', 'file', ...}}]}}")
-    return photos, view, dict(models)
+    return photos, view, dict(models), stamped
+
+
+def _valid_stamp(stamp) -> bool:
+    return (isinstance(stamp, dict) and isinstance(stamp.get("sha1"), str)
+            and all(isinstance(stamp.get(k), int) and not isinstance(stamp.get(k), bool)
+                    for k in ("bytes", "mtime_ns")))
+
+
+def _sha1_of(path: Path) -> tuple[str, bytes]:
+    """(SHA-1 of the file, its first bytes)."""
+    h, head = hashlib.sha1(), b""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            head = head or chunk[:64]
+            h.update(chunk)
+    return h.hexdigest(), head
+
+
+def _stamp(path: Path, sha1: str) -> dict:
+    st = path.stat()
+    return {"sha1": sha1, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 class ProjectStore:
@@ -146,11 +187,15 @@ class ProjectStore:
         self.photos: list[PhotoEntry] = []
         self.view: dict = {"current": 0}
         self.models: dict = {}  # role -> {"active": version name | None, "versions": [...]} (annotate.versions)
+        # What open() found the index and the masks disagreeing on: [(photo name, what was done)], in photo order.
+        # Only in memory: the caller says so and saves the index (a read-only user such as an export does not).
+        self.reconciled: list[tuple[str, str]] = []
 
     # ---------------------------------------------------------------- open / save
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> "ProjectStore":
-        """Open the project in ``folder``, or create an empty one there."""
+    def open(cls, folder: str | os.PathLike, check_masks: bool = True) -> "ProjectStore":
+        """Open the project in ``folder``, or create an empty one there. ``check_masks``: reconcile the index
+        with the mask files on disk (:meth:`_reconcile`); off only for a look at the photo list."""
         store = cls(folder)
         index = store.folder / "project.json"
         if index.exists():
@@ -158,7 +203,9 @@ class ProjectStore:
                 data = json.loads(index.read_text("utf-8"))
             except (OSError, ValueError) as e:
                 raise InputError(index, f"not a readable project file ({e})") from None
-            store.photos, store.view, store.models = _parse_index(index, data)
+            store.photos, store.view, store.models, stamped = _parse_index(index, data)
+            if check_masks:
+                store._reconcile(stamped)
         else:
             try:
                 store.folder.mkdir(parents=True, exist_ok=True)
@@ -166,6 +213,53 @@ class ProjectStore:
             except OSError as e:
                 raise InputError(store.folder, f"cannot create a project here ({e.strerror or e})") from None
         return store
+
+    def _reconcile(self, stamped: set[str]) -> None:
+        """Make the index agree with the mask files after an interrupted save (see the module docstring).
+
+        A mask whose file matches its stamp (size and mtime, or failing those its SHA-1: a copy has a new mtime)
+        is the one the index describes. Otherwise the file on disk wins, since it is the newest work the user
+        can still have: a file the index does not know, or not in this version, is adopted as a hand edit (so no
+        threshold step re-seeds it silently) and is not "done" (nobody has confirmed this version); a recorded
+        mask that is gone leaves the photo not done, to be seeded and looked at again."""
+        for e in self.photos:
+            path, stamp = self.mask_path(e), e.saved_mask
+            try:
+                exists = path.is_file()
+                if e.name not in stamped:  # an index from before the stamps: taken as it is, stamped from now on
+                    e.saved_mask = _stamp(path, _sha1_of(path)[0]) if exists else None
+                    continue
+                if not exists:
+                    if stamp is not None:
+                        e.saved_mask, e.hand_edited, e.seeded_with = None, False, None
+                        self._note(e, "its recorded mask is missing", "")
+                    continue
+                st = path.stat()
+                if stamp is not None and (st.st_size, st.st_mtime_ns) == (stamp["bytes"], stamp["mtime_ns"]):
+                    continue
+                sha1, head = _sha1_of(path)
+                if stamp is not None and sha1 == stamp["sha1"]:
+                    e.saved_mask = _stamp(path, sha1)  # the same mask, copied or touched
+                    continue
+                if header_size(head) is None:
+                    # Not a PNG at all: writes are atomic, so no save of ours left this. It is damage, met when
+                    # the mask is loaded (named, set aside, the photo out of "done"), not a save to adopt.
+                    continue
+            except OSError:
+                continue  # an unreadable mask is met (named, set aside) when it is loaded
+            what = "its mask on disk is unknown to the index" if stamp is None else \
+                "its mask on disk is not the one the index recorded"
+            e.saved_mask, e.hand_edited = _stamp(path, sha1), True
+            self._note(e, what, "kept as a hand edit")
+
+    def _note(self, e: PhotoEntry, what: str, kept: str) -> None:
+        """Take a reconciled photo out of "done" (or "new", when it has a mask now) and say what was done."""
+        if e.status == "done":
+            e.status = "in progress"
+            kept = ", ".join(x for x in (kept, "no longer done") if x)
+        elif e.status == "new" and e.saved_mask is not None:
+            e.status = "in progress"
+        self.reconciled.append((e.name, f"{what}{': ' + kept if kept else ''}"))
 
     def save_index(self) -> None:
         photos = []
@@ -200,7 +294,10 @@ class ProjectStore:
         for e in self.photos:
             src = self.mask_path(e)
             if src.exists():
-                write_bytes(new.mask_path(e), src.read_bytes())
+                data = src.read_bytes()
+                write_bytes(new.mask_path(e), data)
+                # The copy's own size and mtime: the old ones would send the next open to hash every mask.
+                e.saved_mask = _stamp(new.mask_path(e), hashlib.sha1(data).hexdigest())
             for aside in src.parent.glob(f"{src.name}.unreadable-*"):  # set aside for recovery: they move too
                 write_bytes(new.mask_path(e).with_name(aside.name), aside.read_bytes())
         # Adopted fine-tuned versions (weights and cards) belong to the project: without them its "models"
@@ -245,7 +342,14 @@ class ProjectStore:
         return self.folder / "masks" / f"{entry.name}.png"
 
     def save_mask(self, entry: PhotoEntry, mask01: np.ndarray) -> None:
-        write_png(self.mask_path(entry), (np.asarray(mask01) != 0).astype(np.uint8) * 255)
+        """Write ``entry``'s mask (atomically) and record its stamp on the entry, for the next index."""
+        path = self.mask_path(entry)
+        ok, buf = cv2.imencode(".png", (np.asarray(mask01) != 0).astype(np.uint8) * 255)
+        if not ok:
+            raise InputError(path, "could not encode the mask")
+        with atomic_path(path) as tmp:
+            buf.tofile(str(tmp))
+        entry.saved_mask = _stamp(path, hashlib.sha1(buf).hexdigest())
 
     def set_aside_mask(self, entry: PhotoEntry) -> Path | None:
         """Rename ``entry``'s (unreadable) mask file out of the way, so the next save cannot overwrite what
@@ -259,6 +363,7 @@ class ProjectStore:
         while aside.exists():
             aside, n = path.with_name(f"{path.name}.unreadable-{stamp}-{n}"), n + 1
         os.replace(path, aside)
+        entry.saved_mask = None
         return aside
 
     def load_mask(self, entry: PhotoEntry, shape: tuple[int, int] | None = None) -> np.ndarray | None:
