@@ -3,8 +3,11 @@
 The mask is uint8 HxW in {0, 1}, 1 = blurred. Edits happen inside a *block* (one brush stroke,
 one fill, one threshold seed); a block is one undo step. Before an edit touches a tile for the
 first time in a block, that tile's old pixels are saved; when the block ends, only tiles whose
-pixels really changed are kept as (old, new) pairs. Memory therefore grows with the painted area,
-not with the photo size, and the history is capped both in steps and in bytes.
+pixels really changed are kept as (old, new) pairs. A tile of one value is kept as that value
+broadcast to the tile (no bytes): a flood fill or a threshold jump across a 48 MP photo changes
+hundreds of such tiles, and copying them cost ~100 MB and ~60 ms per step. Memory therefore grows
+with the tiles an edit leaves or finds holding both values (its edges), not with the photo size, and the
+history is capped both in steps and in bytes.
 
 Every edit returns the changed rectangle ``(y0, x0, y1, x1)`` (exclusive ends) so a viewer can
 redraw only that part.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import cv2
@@ -28,9 +32,38 @@ class _Step:
     kind: str  # "hand" (brush, eraser, fill, polygon) or "seed" (threshold)
     tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (ty,tx) -> (old,new)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
-        return sum(o.nbytes + n.nbytes for o, n in self.tiles.values())
+        # Read only once the step is complete (pushed); every push sums all steps, and a 48 MP fill has ~750 tiles.
+        return sum(_stored_bytes(o) + _stored_bytes(n) for o, n in self.tiles.values())
+
+
+@lru_cache(maxsize=64)
+def _constant(value: int, shape: tuple[int, int]) -> np.ndarray:
+    """A read-only tile of one value, shared by every step that keeps one (np.broadcast_to costs ~13 us a call,
+    ~10 ms over a 48 MP photo's tiles)."""
+    return np.broadcast_to(np.uint8(value), shape)
+
+
+def _keep(tile: np.ndarray) -> np.ndarray:
+    """What the history keeps of ``tile``: its value broadcast if it has one value, else a copy."""
+    lo, hi = cv2.minMaxLoc(tile)[:2]
+    return _constant(int(lo), tile.shape) if lo == hi else tile.copy()
+
+
+def _uniform(kept: np.ndarray) -> bool:
+    return kept.strides == (0, 0)
+
+
+def _stored_bytes(kept: np.ndarray) -> int:
+    return 0 if _uniform(kept) else kept.nbytes
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal kept tiles; a uniform tile never equals one that is not (``_keep`` made both)."""
+    if _uniform(a) or _uniform(b):
+        return _uniform(a) and _uniform(b) and a[0, 0] == b[0, 0]
+    return np.array_equal(a, b)
 
 
 def union(a: Rect | None, b: Rect | None) -> Rect | None:
@@ -52,6 +85,9 @@ class MaskModel:
         self._redo: list[_Step] = []
         self._block: _Step | None = None
         self._block_saved: dict[tuple[int, int], np.ndarray] = {}
+        # Tiles whose kept new pixels an edit of the block already knows (a fill's wholly filled tiles), so end()
+        # need not read them again; any later edit of the block touching one forgets it.
+        self._block_known: dict[tuple[int, int], np.ndarray] = {}
         self._block_rect: Rect | None = None
         self._base_hand = bool(hand_edited)  # a mask loaded from disk that was edited in an earlier session
         self.listeners: list[Callable[[Rect | None], None]] = []  # called after every change
@@ -105,18 +141,18 @@ class MaskModel:
         if self._block is not None:
             self.end()
         self._block = _Step(kind)
-        self._block_saved = {}
+        self._block_saved, self._block_known = {}, {}
         self._block_rect = None
 
     def end(self) -> Rect | None:
         """Close the current block; returns its changed rectangle (None if nothing changed)."""
-        step, saved = self._block, self._block_saved
-        self._block, self._block_saved = None, {}
+        step, saved, known = self._block, self._block_saved, self._block_known
+        self._block, self._block_saved, self._block_known = None, {}, {}
         if step is None:
             return None
         for key, old in saved.items():
-            new = self.mask[self._tile_slice(key)].copy()
-            if not np.array_equal(old, new):
+            new = known[key] if key in known else _keep(self.mask[self._tile_slice(key)])
+            if not _same(old, new):
                 step.tiles[key] = (old, new)
         if not step.tiles:
             return None
@@ -157,8 +193,9 @@ class MaskModel:
         y0, x0, y1, x1 = rect
         for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
             for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
+                self._block_known.pop((ty, tx), None)
                 if (ty, tx) not in self._block_saved:
-                    self._block_saved[(ty, tx)] = self.mask[self._tile_slice((ty, tx))].copy()
+                    self._block_saved[(ty, tx)] = _keep(self.mask[self._tile_slice((ty, tx))])
         self._block_rect = union(self._block_rect, rect)
 
     def _clip(self, y0, x0, y1, x1) -> Rect | None:
@@ -212,16 +249,32 @@ class MaskModel:
         xi, yi, value = int(x), int(y), 1 if value else 0
         if not (0 <= yi < self.shape[0] and 0 <= xi < self.shape[1]) or self.mask[yi, xi] == value:
             return None
-        region = np.zeros((self.shape[0] + 2, self.shape[1] + 2), np.uint8)
-        # MASK_ONLY: find the region first so the old pixels can be saved before they change.
-        _, _, _, (rx, ry, rw, rh) = cv2.floodFill(self.mask, region, (xi, yi), 0, 0, 0,
-                                                  4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+        if self._block is None:
+            raise RuntimeError("edit outside a begin()/end() block")
+        # The mask is {0, 1}: cv2's plain fill marks the region 2 in place, so the old pixels can still be told
+        # from the new ones. It takes ~40 ms at 48 MP; the mask-only fill into a region buffer took ~100 ms
+        # plus a 48 MB buffer to fault in (the binding's own mask output here is touched only at its border).
+        _, _, _, (rx, ry, rw, rh) = cv2.floodFill(self.mask, None, (xi, yi), 2, 0, 0, 4)
         rect = (ry, rx, ry + rh, rx + rw)
-        self._save(rect)
-        # The region (1 inside, 0 outside) holds pixels equal to 1 - value (the mask is {0, 1}): XOR flips exactly
-        # them, in place. A bool copy of the region and a masked assignment cost 120 ms at 48 MP, this ~10 ms.
-        sub = self.mask[ry:ry + rh, rx:rx + rw]
-        np.bitwise_xor(sub, region[1 + ry:1 + ry + rh, 1 + rx:1 + rx + rw], out=sub)
+        # cv2.threshold(src, 1, 1, ...) keeps 0 and 1; TRUNC maps 2 to 1, TOZERO_INV maps 2 to 0.
+        to_old, to_new = (cv2.THRESH_TOZERO_INV, cv2.THRESH_TRUNC) if value else (cv2.THRESH_TRUNC, cv2.THRESH_TOZERO_INV)
+        for ty in range(ry // TILE, (ry + rh - 1) // TILE + 1):
+            for tx in range(rx // TILE, (rx + rw - 1) // TILE + 1):
+                key = (ty, tx)
+                tile = self.mask[self._tile_slice(key)]
+                lo, hi = cv2.minMaxLoc(tile)[:2]
+                if hi < 2:  # untouched by this fill
+                    continue
+                if key not in self._block_saved:
+                    self._block_saved[key] = (_constant(1 - value, tile.shape) if lo == 2
+                                              else _keep(cv2.threshold(tile, 1, 1, to_old)[1]))
+                if lo == 2:  # wholly filled: its new pixels are one value
+                    self._block_known[key] = _constant(value, tile.shape)
+                else:
+                    self._block_known.pop(key, None)
+        self._block_rect = union(self._block_rect, rect)
+        rows = self.mask[ry:ry + rh]  # whole rows: contiguous, and a 2 exists only inside the region
+        cv2.threshold(rows, 1, 1, to_new, dst=rows)
         self._notify(rect)
         return rect
 
@@ -251,7 +304,7 @@ class MaskModel:
         for ty, tx in zip(*np.nonzero(differ | self._tile_flags(prev_tiles))):
             key = (int(ty), int(tx))
             sl = self._tile_slice(key)
-            self._block_saved[key] = prev_tiles[key][0] if key in prev_tiles else self.mask[sl].copy()
+            self._block_saved[key] = prev_tiles[key][0] if key in prev_tiles else _keep(self.mask[sl])
             if differ[ty, tx]:
                 self.mask[sl] = new[sl]
             changed = union(changed, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
